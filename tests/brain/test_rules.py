@@ -1,0 +1,210 @@
+"""Behaviour of the deterministic rules brain, driven by hand-built insights."""
+
+from __future__ import annotations
+
+from workers.agents.insight import AgentName, Insight, Level, OpenPosition, PositionSide
+from workers.brain.decision import Action
+from workers.brain.rules import DEFAULT_WEIGHTS, RulesBrain, RulesParams, decide_by_rules
+
+SYMBOL = "ETH/BTC"
+PRICE = 100.0
+ATR = 2.0
+
+
+def technical(score: float, confidence: float = 0.9) -> Insight:
+    return Insight(
+        AgentName.TECHNICAL,
+        SYMBOL,
+        score,
+        confidence,
+        reasons=("ema fast above slow",),
+        values={"close": PRICE, "atr": ATR, "rsi": 60.0},
+    )
+
+
+def fibonacci(
+    score: float, support: float = 96.0, resistance: float = 110.0, confidence: float = 0.8
+) -> Insight:
+    return Insight(
+        AgentName.FIBONACCI,
+        SYMBOL,
+        score,
+        confidence,
+        levels=(
+            Level("fib_0.382", 98.5),
+            Level("support", support),
+            Level("resistance", resistance),
+            Level("fib_0.786", 115.0),
+        ),
+    )
+
+
+def agent(name: AgentName, score: float, confidence: float = 0.8) -> Insight:
+    return Insight(name, SYMBOL, score, confidence)
+
+
+def bullish() -> list[Insight]:
+    return [
+        technical(0.8),
+        fibonacci(0.6),
+        agent(AgentName.GANN, 0.5),
+        agent(AgentName.SENTIMENT, 0.7),
+    ]
+
+
+def bearish() -> list[Insight]:
+    return [
+        technical(-0.8),
+        fibonacci(-0.6, support=90.0, resistance=103.0),
+        agent(AgentName.GANN, -0.5),
+        agent(AgentName.SENTIMENT, -0.7),
+    ]
+
+
+def long_position(stop: float = 95.0) -> OpenPosition:
+    return OpenPosition(
+        SYMBOL,
+        PositionSide.LONG,
+        entry_price=98.0,
+        amount=1.0,
+        opened_at=0,
+        stop_loss=stop,
+        take_profit=110.0,
+    )
+
+
+def test_strong_bullish_consensus_opens_long_with_stop_below_and_target_above_entry():
+    d = decide_by_rules(SYMBOL, bullish())
+    assert d.action == Action.OPEN_LONG
+    assert d.entry == PRICE
+    assert d.stop_loss < PRICE < d.take_profit
+    # beyond the fib support (96) by the ATR buffer, and at least 1.5 ATR away
+    assert d.stop_loss < 96.0
+    assert PRICE - d.stop_loss >= 1.5 * ATR
+    assert (d.take_profit - PRICE) / (PRICE - d.stop_loss) >= RulesParams().min_reward_risk
+    assert 0.5 < d.confidence <= 1.0
+    assert any("technical" in r for r in d.reasons)
+
+
+def test_strong_bearish_consensus_opens_short_with_stop_above_and_target_below_entry():
+    d = decide_by_rules(SYMBOL, bearish())
+    assert d.action == Action.OPEN_SHORT
+    assert d.take_profit < PRICE < d.stop_loss
+    assert d.stop_loss > 103.0  # beyond the fib resistance
+    assert (PRICE - d.take_profit) / (d.stop_loss - PRICE) >= RulesParams().min_reward_risk
+
+
+def test_stop_keeps_at_least_min_atr_distance_when_the_fib_level_hugs_the_price():
+    insights = [technical(0.9), fibonacci(0.8, support=99.9, resistance=130.0)]
+    d = decide_by_rules(SYMBOL, insights)
+    assert d.action == Action.OPEN_LONG
+    assert abs((PRICE - d.stop_loss) - 1.5 * ATR) < 1e-9
+
+
+def test_stop_is_capped_when_the_fib_level_is_far_away():
+    insights = [technical(0.9), fibonacci(0.8, support=50.0, resistance=130.0)]
+    d = decide_by_rules(SYMBOL, insights)
+    assert d.action == Action.OPEN_LONG
+    assert abs((PRICE - d.stop_loss) - 4.0 * ATR) < 1e-9
+
+
+def test_take_profit_uses_the_resistance_when_it_pays_enough():
+    d = decide_by_rules(SYMBOL, [technical(0.9), fibonacci(0.8, support=97.0, resistance=108.0)])
+    assert d.action == Action.OPEN_LONG
+    assert d.take_profit == 108.0
+
+
+def test_weak_consensus_waits():
+    d = decide_by_rules(SYMBOL, [technical(0.15), fibonacci(0.1), agent(AgentName.GANN, 0.1)])
+    assert d.action == Action.WAIT
+    assert d.stop_loss is None and d.entry is None
+
+
+def test_conflicting_agents_wait():
+    insights = [technical(0.9), fibonacci(-0.9), agent(AgentName.GANN, 0.8), agent(AgentName.SENTIMENT, -0.9)]
+    assert decide_by_rules(SYMBOL, insights).action == Action.WAIT
+
+
+def test_weights_change_the_outcome():
+    insights = [technical(0.8, 0.8), agent(AgentName.SENTIMENT, -0.8, 0.8)]
+    assert decide_by_rules(SYMBOL, insights).action == Action.WAIT
+    trust_charts = {AgentName.TECHNICAL: 1.0, AgentName.SENTIMENT: 0.1}
+    assert decide_by_rules(SYMBOL, insights, weights=trust_charts).action == Action.OPEN_LONG
+    trust_news = {AgentName.TECHNICAL: 0.1, AgentName.SENTIMENT: 1.0}
+    assert decide_by_rules(SYMBOL, insights, weights=trust_news).action == Action.OPEN_SHORT
+
+
+def test_agent_with_zero_confidence_abstains_instead_of_diluting():
+    with_silent_news = [technical(0.5, 0.8), agent(AgentName.SENTIMENT, 0.0, 0.0)]
+    assert decide_by_rules(SYMBOL, with_silent_news).action == Action.OPEN_LONG
+
+
+def test_shorts_can_be_disallowed():
+    d = decide_by_rules(SYMBOL, bearish(), params=RulesParams(allow_short=False))
+    assert d.action == Action.WAIT
+
+
+def test_no_atr_means_no_trade():
+    insights = [Insight(AgentName.TECHNICAL, SYMBOL, 0.9, 0.9, values={"close": PRICE}), fibonacci(0.8)]
+    assert decide_by_rules(SYMBOL, insights).action == Action.WAIT
+
+
+def test_open_long_with_bearish_reversal_closes():
+    d = decide_by_rules(SYMBOL, bearish(), position=long_position())
+    assert d.action == Action.CLOSE
+    assert any("against" in r for r in d.reasons)
+
+
+def test_open_long_with_bullish_or_mild_consensus_holds():
+    assert decide_by_rules(SYMBOL, bullish(), position=long_position()).action == Action.HOLD
+    mild = [technical(-0.1), fibonacci(0.05)]
+    d = decide_by_rules(SYMBOL, mild, position=long_position())
+    assert d.action == Action.HOLD
+    assert d.stop_loss == 95.0 and d.take_profit == 110.0
+
+
+def test_open_short_with_bullish_reversal_closes():
+    short = OpenPosition(SYMBOL, PositionSide.SHORT, 102.0, 1.0, 0, stop_loss=105.0, take_profit=95.0)
+    assert decide_by_rules(SYMBOL, bullish(), position=short).action == Action.CLOSE
+    assert decide_by_rules(SYMBOL, bearish(), position=short).action == Action.HOLD
+
+
+def test_positions_agent_exit_signal_closes():
+    time_stop = Insight(
+        AgentName.POSITIONS, SYMBOL, 0.0, 1.0, reasons=("time stop: open 48h",), values={"time_stop": 1.0}
+    )
+    d = decide_by_rules(SYMBOL, [*bullish(), time_stop], position=long_position())
+    assert d.action == Action.CLOSE
+    assert "time stop" in d.reasons[0]
+
+
+def test_price_through_the_stop_closes():
+    d = decide_by_rules(SYMBOL, bullish(), position=long_position(stop=101.0))
+    assert d.action == Action.CLOSE
+
+
+def test_hold_tightens_the_stop_to_the_trailing_stop_but_never_loosens_it():
+    trailing = Insight(
+        AgentName.POSITIONS,
+        SYMBOL,
+        0.0,
+        1.0,
+        levels=(Level("trailing_stop", 97.0), Level("break_even", 98.0)),
+    )
+    d = decide_by_rules(SYMBOL, [*bullish(), trailing], position=long_position(stop=95.0))
+    assert d.action == Action.HOLD and d.stop_loss == 98.0
+    looser = Insight(AgentName.POSITIONS, SYMBOL, 0.0, 1.0, levels=(Level("trailing_stop", 90.0),))
+    d = decide_by_rules(SYMBOL, [*bullish(), looser], position=long_position(stop=95.0))
+    assert d.stop_loss == 95.0
+
+
+def test_decisions_are_deterministic():
+    brain = RulesBrain({AgentName.TECHNICAL: 0.5, AgentName.FIBONACCI: 0.5})
+    first = brain.decide(SYMBOL, bullish())
+    for _ in range(5):
+        assert brain.decide(SYMBOL, bullish()) == first
+        assert brain.decide(SYMBOL, list(reversed(bullish()))).action == first.action
+
+
+def test_default_weights_cover_every_agent():
+    assert set(DEFAULT_WEIGHTS) == set(AgentName)
