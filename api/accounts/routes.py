@@ -1,0 +1,91 @@
+"""Accounts API: register, login, refresh, logout, me, change password."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from api.accounts.schemas import (
+    ChangePasswordRequest,
+    LoginRequest,
+    MeResponse,
+    RefreshRequest,
+    RegisterRequest,
+    TenantView,
+    TokenResponse,
+)
+from api.auth import PUBLIC, requires
+from tenants.accounts import AccountService, ClientInfo, TokenPair, normalise_email
+from tenants.errors import TooManyRequests
+from tenants.principal import Principal, Scope
+
+
+def _client(request: Request[Any, Any, Any]) -> ClientInfo:
+    return ClientInfo(ip=request.scope["state"].get("client_ip", ""),
+                      user_agent=request.headers.get("user-agent", ""))
+
+
+def _tokens(pair: TokenPair) -> TokenResponse:
+    return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
+                         token_type=pair.token_type, expires_in=pair.expires_in)
+
+
+class AuthController(Controller):
+    path = "/v1/auth"
+    tags = ["auth"]
+
+    @post("/register", opt=PUBLIC, status_code=HTTP_201_CREATED, security=[],
+          summary="Create an account: a new tenant and its owner", raises=[])
+    async def register(self, data: RegisterRequest, request: Request[Any, Any, Any],
+                       accounts: AccountService) -> TokenResponse:
+        return _tokens(await accounts.register(data.email, data.password, data.tenant_name, _client(request)))
+
+    @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, security=[], summary="Log in with email and password")
+    async def login(self, data: LoginRequest, request: Request[Any, Any, Any],
+                    accounts: AccountService) -> TokenResponse:
+        settings = request.app.state.settings
+        client = _client(request)
+        account_key = "login:acct:" + hashlib.sha256(normalise_email(data.email).encode()).hexdigest()[:32]
+        ip_key = f"login:ip:{client.ip}"
+        wait = await request.app.state.rate_limiter.hit(
+            settings.login_window_seconds,
+            {account_key: settings.login_attempts_per_account, ip_key: settings.login_attempts_per_ip},
+        )
+        if wait:
+            raise TooManyRequests("too many login attempts; try again later", retry_after=wait)
+        pair = await accounts.login(data.email, data.password, client)
+        await request.app.state.rate_limiter.reset(account_key)
+        return _tokens(pair)
+
+    @post("/refresh", opt=PUBLIC, status_code=HTTP_200_OK, security=[],
+          summary="Exchange a refresh token for a new pair (each refresh token works once)")
+    async def refresh(self, data: RefreshRequest, request: Request[Any, Any, Any],
+                      accounts: AccountService) -> TokenResponse:
+        return _tokens(await accounts.refresh(data.refresh_token, _client(request)))
+
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires(Scope.ACCOUNT)],
+          summary="End this session")
+    async def logout(self, principal: Principal, accounts: AccountService) -> None:
+        await accounts.logout(principal)
+
+
+class MeController(Controller):
+    path = "/v1/me"
+    tags = ["account"]
+    guards = [requires(Scope.ACCOUNT)]
+
+    @get("/", summary="The calling user and their tenant")
+    async def me(self, principal: Principal, accounts: AccountService) -> MeResponse:
+        user, tenant = await accounts.me(principal)
+        return MeResponse(id=user.id, email=user.email, role=user.role,
+                          tenant=TenantView(id=tenant.id, name=tenant.name),
+                          created_at=user.created_at, last_login_at=user.last_login_at)
+
+    @post("/password", status_code=HTTP_204_NO_CONTENT,
+          summary="Change the password; every other session is ended")
+    async def change_password(self, data: ChangePasswordRequest, principal: Principal,
+                              accounts: AccountService) -> None:
+        await accounts.change_password(principal, data.current_password, data.new_password)

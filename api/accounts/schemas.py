@@ -1,0 +1,62 @@
+"""Wire types of the accounts API (camelCase on the wire, unknown fields rejected)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Annotated
+
+import msgspec
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$",
+                                    description="Email address; case and surrounding spaces are ignored")]
+Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256, description="10 to 256 characters")]
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, rename="camel", frozen=True):
+    pass
+
+
+class Response(msgspec.Struct, rename="camel", frozen=True):
+    pass
+
+
+class RegisterRequest(Request):
+    email: Email
+    password: Password
+    tenant_name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)] | None = None
+
+
+class LoginRequest(Request):
+    email: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class RefreshRequest(Request):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+
+
+class ChangePasswordRequest(Request):
+    current_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class TokenResponse(Response):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: Annotated[int, msgspec.Meta(description="seconds until the access token expires")]
+
+
+class TenantView(Response):
+    id: uuid.UUID
+    name: str
+
+
+class MeResponse(Response):
+    id: uuid.UUID
+    email: str
+    role: str
+    tenant: TenantView
+    created_at: datetime.datetime
+    last_login_at: datetime.datetime | None

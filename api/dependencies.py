@@ -1,0 +1,26 @@
+"""What route handlers may ask for by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from tenants.accounts import AccountService
+from tenants.principal import Principal
+
+
+def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
+    return request.user
+
+
+def provide_accounts(state: State) -> AccountService:
+    return state.accounts
+
+
+DEPENDENCIES = {
+    "principal": Provide(provide_principal, sync_to_thread=False),
+    "accounts": Provide(provide_accounts, sync_to_thread=False),
+}

@@ -1,0 +1,76 @@
+"""ASGI middleware: the request id (taken from `X-Request-ID` or made), the client IP, and one access-log line."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from quorum.logs import request_id_var
+
+log = logging.getLogger("quorum.access")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class TrustedProxies:
+    """Forwarded headers count only when the peer is one of our proxies (see infra/nginx)."""
+
+    def __init__(self, entries: tuple[str, ...]) -> None:
+        self.networks = [ipaddress.ip_network(e, strict=False) for e in entries]
+
+    def trusts(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self.networks)
+
+    def client_ip(self, peer: str, forwarded_for: str | None) -> str:
+        if not forwarded_for or not self.trusts(peer):
+            return peer
+        # Walk from the nearest hop back: the first address that is not our proxy is the client.
+        for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+            if not self.trusts(hop):
+                return hop
+        return peer
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: Any, proxies: TrustedProxies) -> None:
+        self.app = app
+        self.proxies = proxies
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        peer = (scope.get("client") or ("", 0))[0] or ""
+        forwarded = headers.get(b"x-forwarded-for")
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_ip"] = self.proxies.client_ip(peer, forwarded.decode("latin-1") if forwarded else None)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "%s %s %s", scope["method"], scope["path"], status,
+                extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+            )
+            request_id_var.reset(token)

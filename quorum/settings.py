@@ -1,0 +1,114 @@
+"""The one settings object, read from the environment (names are the field names in upper case)."""
+
+from __future__ import annotations
+
+import enum
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEV_APP_DB_PASSWORD = "quorum-app-dev"
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class SettingsError(RuntimeError):
+    """The configuration cannot run the service; the message names what is wrong."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    environment: Environment = Environment.DEVELOPMENT
+    # Owner role: runs migrations and owns the tables. The API and workers never use it.
+    database_url: str = ""
+    # Application role: neither owns the tables nor bypasses row-level security.
+    database_app_url: str = ""
+    database_app_role: str = "quorum_app"
+    database_app_password: str = DEV_APP_DB_PASSWORD
+    database_pool_size: int = 10
+    redis_url: str = ""
+    secret_key: str = DEV_SECRET_KEY
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 86400
+    login_attempts_per_account: int = 10
+    login_attempts_per_ip: int = 50
+    login_window_seconds: int = 900
+    password_hash_threads: int = 2
+    max_request_body_bytes: int = 1_048_576
+    trusted_proxies: tuple[str, ...] = ()
+    log_format: str = ""  # json or console; empty means json in production, console elsewhere
+    log_level: str = "INFO"
+    port: int = 8000
+    data_home: str = ".quorum"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def app_database_url(self) -> str:
+        """The application role's URL: explicit, or the owner URL with the app role's credentials."""
+        if self.database_app_url:
+            return self.database_app_url
+        parts = urlsplit(self.database_url)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{self.database_app_role}:{self.database_app_password}@{host}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.is_production else "console")
+
+    def check(self) -> None:
+        """Refuse to run with a configuration that would be unsafe; say which setting is wrong."""
+        problems: list[str] = []
+        if not self.database_url:
+            problems.append("DATABASE_URL is not set")
+        if not self.redis_url:
+            problems.append("REDIS_URL is not set")
+        if self.is_production:
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                problems.append("SECRET_KEY is missing, the development default, or shorter than 32 characters")
+            if not self.database_app_url and self.database_app_password == DEV_APP_DB_PASSWORD:
+                problems.append("DATABASE_APP_URL (or DATABASE_APP_PASSWORD) is missing or the development default")
+        if problems:
+            raise SettingsError("refusing to start: " + "; ".join(problems))
+
+
+def _from_environment(environ: dict[str, str]) -> dict[str, object]:
+    raw: dict[str, object] = {}
+    for field in msgspec.structs.fields(Settings):
+        value = environ.get(field.name.upper())
+        if value is None:
+            continue
+        if field.name == "trusted_proxies":
+            raw[field.name] = tuple(v.strip() for v in value.split(",") if v.strip())
+        else:
+            raw[field.name] = value
+    return raw
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    try:
+        return msgspec.convert(_from_environment(env), Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid setting: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

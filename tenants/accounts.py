@@ -1,0 +1,208 @@
+"""Accounts: registration, login, refresh-token rotation with reuse detection, logout, password change."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from quorum.database import Database
+from tenants.errors import Conflict, Unauthenticated
+from tenants.models import AuthSession, RefreshToken, Tenant, User, UserRole
+from tenants.passwords import PasswordHashing
+from tenants.principal import ROLE_SCOPES, Principal, PrincipalKind
+from tenants.tokens import ACCESS, REFRESH, InvalidToken, TokenSigner
+
+log = logging.getLogger(__name__)
+
+_FIND_LOGIN = text("SELECT user_id, tenant_id FROM auth_find_login(:email)")
+_LIVE_SESSION = text(
+    "SELECT 1 FROM auth_sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id "
+    "WHERE s.id = :sid AND u.id = :uid AND s.revoked_at IS NULL AND u.is_active AND t.is_active"
+)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class TokenPair(msgspec.Struct, frozen=True):
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+class ClientInfo(msgspec.Struct, frozen=True):
+    ip: str = ""
+    user_agent: str = ""
+
+
+class AccountService:
+    def __init__(self, db: Database, signer: TokenSigner, passwords: PasswordHashing) -> None:
+        self.db = db
+        self.signer = signer
+        self.passwords = passwords
+
+    # -- sessions for authenticated callers ------------------------------------------------------
+
+    def principal_from_access_token(self, token: str) -> Principal:
+        """Check signature and expiry only; `transaction` checks the session is still live."""
+        try:
+            claims = self.signer.verify(token, ACCESS)
+        except InvalidToken as exc:
+            raise Unauthenticated("the access token is invalid or expired") from exc
+        return Principal(
+            kind=PrincipalKind.USER, tenant_id=claims.tid, user_id=claims.sub, role=claims.role,
+            scopes=ROLE_SCOPES.get(claims.role, frozenset()), session_id=claims.sid,
+        )
+
+    @asynccontextmanager
+    async def transaction(self, principal: Principal) -> AsyncIterator[AsyncSession]:
+        """The caller's tenant transaction, opened only if its session and user are still active."""
+        async with self.db.transaction(principal.tenant_id) as session:
+            if principal.kind is PrincipalKind.USER:
+                live = await session.scalar(_LIVE_SESSION, {"sid": principal.session_id, "uid": principal.user_id})
+                if live is None:
+                    raise Unauthenticated("the session has ended; log in again")
+            yield session
+
+    # -- registration and login --------------------------------------------------------------------
+
+    async def register(self, email: str, password: str, tenant_name: str | None, client: ClientInfo) -> TokenPair:
+        email = normalise_email(email)
+        password_hash = await self.passwords.hash(password)
+        tenant = Tenant(id=uuid7(), name=tenant_name or email.split("@")[0])
+        try:
+            # The new tenant's own scope: row-level security checks every insert against it.
+            async with self.db.transaction(tenant.id) as session:
+                user = User(tenant_id=tenant.id, email=email, password_hash=password_hash,
+                            role=UserRole.OWNER, password_changed_at=utcnow())
+                session.add(tenant)
+                await session.flush()
+                session.add(user)
+                await session.flush()
+                pair = await self._open_session(session, user, client)
+        except IntegrityError as exc:
+            if "uq_users_email" in str(exc.orig):
+                raise Conflict("an account with this email already exists") from None
+            raise
+        log.info("account registered", extra={"tenant_id": str(tenant.id)})
+        return pair
+
+    async def login(self, email: str, password: str, client: ClientInfo) -> TokenPair:
+        email = normalise_email(email)
+        async with self.db.transaction(None) as session:
+            found = (await session.execute(_FIND_LOGIN, {"email": email})).first()
+        if found is None:
+            await self.passwords.verify(None, password)  # same cost as a wrong password
+            raise Unauthenticated("wrong email or password")
+        user_id, tenant_id = found
+        async with self.db.transaction(tenant_id) as session:
+            user = await session.get(User, user_id)
+        if user is None or not await self.passwords.verify(user.password_hash, password):
+            raise Unauthenticated("wrong email or password")
+        if not user.is_active:
+            raise Unauthenticated("this account is deactivated")
+        async with self.db.transaction(tenant_id) as session:
+            await session.execute(update(User).where(User.id == user_id).values(last_login_at=utcnow()))
+            return await self._open_session(session, user, client)
+
+    async def refresh(self, refresh_token: str, client: ClientInfo) -> TokenPair:
+        """Rotate: each refresh token works once; presenting a used one revokes its whole family."""
+        try:
+            claims = self.signer.verify(refresh_token, REFRESH)
+        except InvalidToken as exc:
+            raise Unauthenticated("the refresh token is invalid or expired") from exc
+        async with self.db.transaction(claims.tid) as session:
+            row = (await session.execute(
+                select(RefreshToken, AuthSession, User)
+                .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+                .join(User, User.id == AuthSession.user_id)
+                .where(RefreshToken.id == claims.jti)
+                .with_for_update(of=[RefreshToken, AuthSession])
+            )).first()
+            if row is None:
+                raise Unauthenticated("the refresh token is not recognised")
+            token, auth_session, user = row
+            if auth_session.revoked_at is not None or not user.is_active:
+                raise Unauthenticated("the session has ended; log in again")
+            if token.used_at is not None:
+                auth_session.revoked_at = utcnow()
+                auth_session.revoked_reason = "refresh_token_reuse"
+                reuse_detected = True
+            else:
+                token.used_at = utcnow()
+                reuse_detected = False
+                pair = await self._issue(session, user, auth_session.id)
+        if reuse_detected:
+            # Committed above: the family stays revoked even though this request fails.
+            log.warning("refresh token reuse: session revoked",
+                        extra={"tenant_id": str(claims.tid), "session_id": str(claims.sid)})
+            raise Unauthenticated("this refresh token was already used; the session has been revoked")
+        return pair
+
+    async def logout(self, principal: Principal) -> None:
+        async with self.transaction(principal) as session:
+            await session.execute(
+                update(AuthSession).where(AuthSession.id == principal.session_id)
+                .values(revoked_at=utcnow(), revoked_reason="logout")
+            )
+
+    async def me(self, principal: Principal) -> tuple[User, Tenant]:
+        async with self.transaction(principal) as session:
+            user = await session.get(User, principal.user_id)
+            tenant = await session.get(Tenant, principal.tenant_id)
+        assert user is not None and tenant is not None  # the live-session check found both
+        return user, tenant
+
+    async def change_password(self, principal: Principal, current: str, new: str) -> None:
+        """Set a new password and end every other session of the user."""
+        async with self.transaction(principal) as session:
+            user = await session.get(User, principal.user_id)
+        assert user is not None
+        if not await self.passwords.verify(user.password_hash, current):
+            raise Unauthenticated("the current password is wrong")
+        new_hash = await self.passwords.hash(new)
+        async with self.transaction(principal) as session:
+            await session.execute(
+                update(User).where(User.id == user.id).values(password_hash=new_hash, password_changed_at=utcnow())
+            )
+            await session.execute(
+                update(AuthSession)
+                .where(AuthSession.user_id == user.id, AuthSession.id != principal.session_id,
+                       AuthSession.revoked_at.is_(None))
+                .values(revoked_at=utcnow(), revoked_reason="password_changed")
+            )
+
+    # -- internals -------------------------------------------------------------------------------
+
+    async def _open_session(self, session: AsyncSession, user: User, client: ClientInfo) -> TokenPair:
+        auth_session = AuthSession(tenant_id=user.tenant_id, user_id=user.id,
+                                   user_agent=client.user_agent[:255], client_ip=client.ip[:64])
+        session.add(auth_session)
+        await session.flush()
+        return await self._issue(session, user, auth_session.id)
+
+    async def _issue(self, session: AsyncSession, user: User, session_id: uuid.UUID) -> TokenPair:
+        jti = uuid7()
+        refresh, refresh_exp = self.signer.issue(REFRESH, user_id=user.id, tenant_id=user.tenant_id,
+                                                 session_id=session_id, role=user.role, jti=jti)
+        session.add(RefreshToken(id=jti, tenant_id=user.tenant_id, session_id=session_id,
+                                 expires_at=datetime.datetime.fromtimestamp(refresh_exp, datetime.UTC)))
+        await session.flush()
+        access, _ = self.signer.issue(ACCESS, user_id=user.id, tenant_id=user.tenant_id,
+                                      session_id=session_id, role=user.role)
+        return TokenPair(access_token=access, refresh_token=refresh, expires_in=self.signer.access_ttl)
