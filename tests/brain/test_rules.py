@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workers.agents.insight import AgentName, Insight, Level, OpenPosition, PositionSide
+from workers.agents.positions import positions_insight
 from workers.brain.decision import Action
 from workers.brain.rules import DEFAULT_WEIGHTS, RulesBrain, RulesParams, decide_by_rules
 
@@ -22,9 +23,7 @@ def technical(score: float, confidence: float = 0.9) -> Insight:
     )
 
 
-def fibonacci(
-    score: float, support: float = 96.0, resistance: float = 110.0, confidence: float = 0.8
-) -> Insight:
+def fibonacci(score: float, support: float = 96.0, resistance: float = 110.0, confidence: float = 0.8) -> Insight:
     return Insight(
         AgentName.FIBONACCI,
         SYMBOL,
@@ -169,11 +168,14 @@ def test_open_short_with_bullish_reversal_closes():
     assert decide_by_rules(SYMBOL, bearish(), position=short).action == Action.HOLD
 
 
-def test_positions_agent_exit_signal_closes():
-    time_stop = Insight(
-        AgentName.POSITIONS, SYMBOL, 0.0, 1.0, reasons=("time stop: open 48h",), values={"time_stop": 1.0}
-    )
-    d = decide_by_rules(SYMBOL, [*bullish(), time_stop], position=long_position())
+FIVE_MIN = 300_000
+
+
+def test_positions_agent_time_stop_closes():
+    # held 100 five-minute bars, still at the entry price: the position manager calls a time stop
+    position = OpenPosition(SYMBOL, PositionSide.LONG, PRICE, 1.0, opened_at=0, stop_loss=96.0)
+    managed = positions_insight(SYMBOL, [position], price=PRICE, atr=ATR, now_ms=100 * FIVE_MIN, bar_ms=FIVE_MIN)
+    d = decide_by_rules(SYMBOL, [*bullish(), managed], position=position)
     assert d.action == Action.CLOSE
     assert "time stop" in d.reasons[0]
 
@@ -183,19 +185,29 @@ def test_price_through_the_stop_closes():
     assert d.action == Action.CLOSE
 
 
-def test_hold_tightens_the_stop_to_the_trailing_stop_but_never_loosens_it():
-    trailing = Insight(
+def test_hold_moves_the_stop_to_the_trailing_stop_once_the_trade_has_run():
+    # entered at 90 with a 4-point risk, now at 100: 2.5 R up, trailing stop 2.5 ATR under the best price
+    position = OpenPosition(SYMBOL, PositionSide.LONG, 90.0, 1.0, opened_at=0, stop_loss=86.0)
+    managed = positions_insight(SYMBOL, [position], price=PRICE, atr=ATR, now_ms=10 * FIVE_MIN, bar_ms=FIVE_MIN)
+    d = decide_by_rules(SYMBOL, [*bullish(), managed], position=position)
+    assert d.action == Action.HOLD
+    assert d.stop_loss == PRICE - 2.5 * ATR
+
+
+def test_hold_keeps_the_stop_of_a_young_trade_and_never_loosens_it():
+    young = Insight(
         AgentName.POSITIONS,
         SYMBOL,
-        0.0,
-        1.0,
-        levels=(Level("trailing_stop", 97.0), Level("break_even", 98.0)),
+        0.1,
+        0.4,
+        levels=(Level("trailing_stop", 99.0), Level("break_even", 98.1)),
+        values={"r_multiple": 0.5},
     )
-    d = decide_by_rules(SYMBOL, [*bullish(), trailing], position=long_position(stop=95.0))
-    assert d.action == Action.HOLD and d.stop_loss == 98.0
-    looser = Insight(AgentName.POSITIONS, SYMBOL, 0.0, 1.0, levels=(Level("trailing_stop", 90.0),))
-    d = decide_by_rules(SYMBOL, [*bullish(), looser], position=long_position(stop=95.0))
-    assert d.stop_loss == 95.0
+    assert decide_by_rules(SYMBOL, [*bullish(), young], position=long_position()).stop_loss == 95.0
+    looser = Insight(
+        AgentName.POSITIONS, SYMBOL, 0.4, 0.6, levels=(Level("trailing_stop", 90.0),), values={"r_multiple": 3.0}
+    )
+    assert decide_by_rules(SYMBOL, [*bullish(), looser], position=long_position()).stop_loss == 95.0
 
 
 def test_decisions_are_deterministic():

@@ -19,10 +19,11 @@ ATRs away; the take-profit is the next Fibonacci level on the winning side when 
 `min_reward_risk`, otherwise exactly `min_reward_risk` times the risk, and never more than
 `max_reward_risk` times the risk.
 
-In a position: CLOSE when the positions agent says so (time stop, stop hit), when the price is
-already through the stop, or when the consensus turns against the position by `close_threshold`
-with `min_agreement`; HOLD otherwise, carrying a tightened stop when the positions agent offers a
-trailing or break-even stop better than the current one.
+In a position: CLOSE when the positions agent recommends the opposite trade by at least
+`positions_exit_score` (its stop hit, target reached or time stop), when the price is already through
+the stop, or when the consensus turns against the position by `close_threshold` with
+`min_agreement`; HOLD otherwise, carrying a tightened stop: the agent's break-even stop once the
+trade has made `break_even_at_r` R, its trailing stop from `trail_from_r` R.
 """
 
 from __future__ import annotations
@@ -54,8 +55,7 @@ SUPPORT_LEVEL = "support"
 RESISTANCE_LEVEL = "resistance"
 TRAILING_STOP_LEVEL = "trailing_stop"
 BREAK_EVEN_LEVEL = "break_even"
-# The positions agent asks for an exit with a positive value under one of these keys.
-POSITION_EXIT_KEYS = ("close", "exit", "should_close", "time_stop", "stop_hit", "take_profit_hit")
+R_MULTIPLE_KEY = "r_multiple"  # the positions agent's unrealised profit in units of the initial risk
 
 
 class RulesParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +71,11 @@ class RulesParams(msgspec.Struct, frozen=True, kw_only=True):
     min_reward_risk: float = 1.5  # the take-profit pays at least this multiple of the risk
     max_reward_risk: float = 4.0  # ... and a farther Fibonacci target is capped here
     allow_short: bool = True  # spot-only bots set this to False
+    # The positions agent scores the trade it recommends (closing a long reads negative); this much
+    # against the position is an exit request (its stop hit reads -1, target reached or time stop -0.6).
+    positions_exit_score: float = 0.5
+    break_even_at_r: float = 1.0  # adopt the agent's break-even stop from this profit, in R
+    trail_from_r: float = 1.5  # adopt the agent's trailing stop from this profit, in R
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +158,9 @@ def _nearest_level(fib: Insight | None, entry: float, named: str, below: bool) -
     return max(side, key=lambda np_: np_[1]) if below else min(side, key=lambda np_: np_[1])
 
 
-def _exit_requested(positions: Insight | None) -> str | None:
-    if positions is None:
-        return None
-    for key in POSITION_EXIT_KEYS:
-        value = positions.values.get(key)
-        if value is not None and math.isfinite(value) and value > 0:
-            return key
-    return None
+def _exit_requested(positions: Insight | None, direction: float, threshold: float) -> bool:
+    """Whether the positions agent recommends trading against the position by at least `threshold`."""
+    return positions is not None and math.isfinite(positions.score) and -direction * positions.score >= threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,10 +286,9 @@ class RulesBrain:
         def close(why: str, confidence: float) -> Decision:
             return Decision(Action.CLOSE, symbol, confidence=confidence, entry=price, reasons=(why, summary))
 
-        exit_key = _exit_requested(positions)
-        if exit_key is not None:
-            why = "; ".join(positions.reasons) if positions and positions.reasons else exit_key
-            return close(f"positions agent asks to exit: {why}", 1.0)
+        if _exit_requested(positions, direction, p.positions_exit_score):
+            why = "; ".join(positions.reasons) if positions.reasons else f"score {positions.score:+.2f}"
+            return close(f"positions agent asks to exit: {why}", _clamp(positions.confidence, 0.0, 1.0))
         stop_hit = (
             _finite(price)
             and _finite(position.stop_loss)
@@ -310,12 +309,16 @@ class RulesBrain:
                 ),
             )
 
-        # Hold, tightening the stop to the positions agent's trailing/break-even stop when it is better
-        # than the current one and still on the right side of the price.
+        # Hold, tightening the stop to the positions agent's break-even / trailing stop once the trade
+        # is far enough in profit, when that is better than the current stop and still on the right
+        # side of the price. The agent always reports both levels; the R thresholds say when to use them.
         stop = position.stop_loss
         reasons = [f"hold the {position.side.value} position", summary]
+        r_multiple = positions.values.get(R_MULTIPLE_KEY, 0.0) if positions is not None else 0.0
+        r_multiple = r_multiple if math.isfinite(r_multiple) else 0.0
+        earned = {BREAK_EVEN_LEVEL: p.break_even_at_r, TRAILING_STOP_LEVEL: p.trail_from_r}
         for name, level in _levels(positions).items():
-            if name not in (TRAILING_STOP_LEVEL, BREAK_EVEN_LEVEL):
+            if name not in earned or r_multiple < earned[name]:
                 continue
             if _finite(price) and ((level >= price) if long else (level <= price)):
                 continue
