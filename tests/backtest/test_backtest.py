@@ -1,0 +1,179 @@
+"""The backtest: real candles through the real agents and rules brain, fills, and no look-ahead."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from workers.agents.analysis import analyse_symbol
+
+from workers.agents.insight import AgentName, Insight, Level
+from workers.backtest import BacktestConfig, run_backtest
+from workers.brain.decision import Action
+from workers.market.candles import TIMEFRAME_MS, Candles
+from workers.market.replay import read_candles
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("QUORUM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+FIVE_MIN = TIMEFRAME_MS["5m"]
+
+
+@pytest.fixture(scope="module")
+def eth_btc() -> Candles:
+    return read_candles(DATA_DIR / "ohlcv" / "ETH_BTC-5m.csv")
+
+
+def test_backtest_on_real_eth_btc_gives_finite_figures_next_to_buy_and_hold(eth_btc: Candles):
+    result = run_backtest(eth_btc, BacktestConfig())
+    for perf in (result.strategy, result.buy_and_hold):
+        assert math.isfinite(perf.total_return) and math.isfinite(perf.sharpe)
+        assert 0.0 <= perf.max_drawdown < 1.0
+    assert 0.0 <= result.win_rate <= 1.0
+    assert np.all(np.isfinite(result.equity_curve)) and np.all(result.equity_curve > 0)
+    assert result.bars == len(eth_btc) - 300 == len(result.decisions)
+    # buy-and-hold is the closes' own move, less one round trip of fees and slippage
+    first, last = eth_btc.close[300], eth_btc.close[-1]
+    assert result.buy_and_hold.total_return == pytest.approx(last / first - 1, abs=0.004)
+    for trade in result.trades:
+        assert trade.entry_time < trade.exit_time and trade.size > 0
+        assert trade.fees > 0
+
+
+def test_backtest_handles_gaps_in_real_ada_btc():
+    ada = read_candles(DATA_DIR / "ohlcv" / "ADA_BTC-5m.csv")
+    assert np.any(np.diff(ada.timestamp) > FIVE_MIN)  # the file really has gaps
+    result = run_backtest(ada.head(1500), BacktestConfig())
+    assert math.isfinite(result.strategy.total_return) and math.isfinite(result.strategy.sharpe)
+
+
+def test_agents_never_see_a_candle_that_closes_after_the_decision(eth_btc: Candles):
+    seen: list[tuple[int, int, int]] = []
+
+    def spying_analyse(symbol, candles, headlines=(), positions=(), now_ms=None):
+        latest_close = max(int(c.timestamp[-1]) + TIMEFRAME_MS[c.timeframe] for c in candles.values() if len(c))
+        trading = next(iter(candles.values()))
+        seen.append((now_ms, latest_close, int(trading.timestamp[-1]) + TIMEFRAME_MS[trading.timeframe]))
+        return analyse_symbol(symbol, candles, headlines=headlines, positions=positions, now_ms=now_ms)
+
+    config = BacktestConfig(timeframes=("5m", "15m", "1h", "4h"))
+    run_backtest(eth_btc.head(1200), config, analyse=spying_analyse)
+    assert len(seen) == 1200 - config.warmup
+    for now_ms, latest_close, trading_close in seen:
+        assert latest_close <= now_ms
+        assert trading_close == now_ms  # and the candle that just closed is not held back either
+
+
+def test_garbage_after_t_does_not_change_any_decision_up_to_t(eth_btc: Candles):
+    candles = eth_btc.head(1500)
+    cut = 1000  # candles after index `cut` are replaced by garbage
+    rng = np.random.default_rng(7)
+    noise = lambda a: np.r_[a[: cut + 1], rng.uniform(0.01, 10.0, len(a) - cut - 1)]  # noqa: E731
+    high = noise(candles.high)
+    garbage = Candles(
+        candles.symbol,
+        candles.timeframe,
+        candles.timestamp,
+        np.minimum(noise(candles.open), high),
+        high,
+        np.minimum(noise(candles.low), high),
+        np.minimum(noise(candles.close), high),
+        noise(candles.volume),
+    )
+    config = BacktestConfig(timeframes=("5m", "15m", "1h"))
+    clean = run_backtest(candles, config)
+    dirty = run_backtest(garbage, config)
+
+    t = int(candles.timestamp[cut]) + FIVE_MIN
+    before_clean = [d for d in clean.decisions if d[0] <= t]
+    before_dirty = [d for d in dirty.decisions if d[0] <= t]
+    assert len(before_clean) == cut + 1 - config.warmup
+    assert before_clean == before_dirty
+    assert [tr for tr in clean.trades if tr.exit_time <= t] == [tr for tr in dirty.trades if tr.exit_time <= t]
+    # the comparison is not vacuous: the brain acted before t, and the garbage does reach it after t
+    assert any(d.action != Action.WAIT for _, d in before_clean)
+    assert [d for d in clean.decisions if d[0] > t] != [d for d in dirty.decisions if d[0] > t]
+
+
+def test_backtest_is_deterministic(eth_btc: Candles):
+    first = run_backtest(eth_btc.head(900), BacktestConfig())
+    second = run_backtest(eth_btc.head(900), BacktestConfig())
+    assert first.decisions == second.decisions
+    assert first.trades == second.trades
+    assert np.array_equal(first.equity_curve, second.equity_curve)
+
+
+# ---- fills, on hand-built candles with a scripted analyst ------------------------------------------
+# The analyst below is bullish exactly once, at the first decision, with ATR 2, support 97 and
+# resistance 110 around a price of 100: the rules brain then opens a long with its stop at
+# 97 - 0.25 x ATR = 96.5 and its take-profit at 110. Later candles decide what the fill simulation does.
+
+START = 1_700_000_000_000 - 1_700_000_000_000 % FIVE_MIN
+WARMUP = 5
+
+
+def flat_then(next_candle: tuple[float, float, float, float]) -> Candles:
+    """WARMUP + 1 flat candles at 100, then `next_candle` (open, high, low, close), then flat at its close."""
+    rows = [(100.0, 100.5, 99.5, 100.0)] * (WARMUP + 1) + [next_candle] + [(next_candle[3],) * 4] * 3
+    o, h, lo, c = (np.array(col) for col in zip(*rows, strict=True))
+    ts = START + FIVE_MIN * np.arange(len(rows), dtype=np.int64)
+    return Candles("TEST/USD", "5m", ts, o, h, lo, c, np.ones(len(rows)))
+
+
+def bullish_once(symbol, candles, headlines=(), positions=(), now_ms=None):
+    first_decision = START + (WARMUP + 1) * FIVE_MIN
+    score = 0.9 if now_ms == first_decision else 0.0
+    close = float(next(iter(candles.values())).close[-1])
+    return [
+        Insight(AgentName.TECHNICAL, symbol, score, 0.9, values={"close": close, "atr": 2.0}),
+        Insight(
+            AgentName.FIBONACCI,
+            symbol,
+            score,
+            0.9,
+            levels=(Level("support", 97.0), Level("resistance", 110.0)),
+        ),
+    ]
+
+
+def fills_config(fee_bps: float = 0.0, slippage_bps: float = 0.0) -> BacktestConfig:
+    return BacktestConfig(timeframes=("5m",), warmup=WARMUP, fee_bps=fee_bps, slippage_bps=slippage_bps)
+
+
+def test_candle_touching_both_stop_and_target_counts_as_stopped_out():
+    result = run_backtest(flat_then((100.0, 111.0, 96.0, 105.0)), fills_config(), analyse=bullish_once)
+    (trade,) = result.trades
+    assert trade.exit_reason == "stop" and trade.exit_price == pytest.approx(96.5)
+    # the stop loses exactly the 1 % risk budget
+    assert trade.pnl == pytest.approx(-100.0)
+    assert result.strategy.total_return == pytest.approx(-0.01)
+
+
+def test_take_profit_fills_at_the_target():
+    result = run_backtest(flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(), analyse=bullish_once)
+    (trade,) = result.trades
+    assert trade.exit_reason == "take_profit" and trade.exit_price == pytest.approx(110.0)
+    assert trade.pnl == pytest.approx(10 * 10_000 * 0.01 / 3.5)
+
+
+def test_candle_opening_below_the_stop_fills_at_its_open():
+    result = run_backtest(flat_then((95.0, 95.5, 94.0, 95.0)), fills_config(), analyse=bullish_once)
+    (trade,) = result.trades
+    assert trade.exit_reason == "stop" and trade.exit_price == pytest.approx(95.0)
+
+
+def test_fees_and_slippage_are_paid_on_entry_and_exit():
+    fee, slip = 10 / 10_000, 5 / 10_000
+    result = run_backtest(
+        flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(fee_bps=10, slippage_bps=5), analyse=bullish_once
+    )
+    (trade,) = result.trades
+    entry, exit_ = 100.0 * (1 + slip), 110.0 * (1 - slip)
+    assert trade.entry_price == pytest.approx(entry) and trade.exit_price == pytest.approx(exit_)
+    size = 10_000 * 0.01 / (entry - 96.5)
+    assert trade.size == pytest.approx(size)
+    assert trade.fees == pytest.approx(size * (entry + exit_) * fee)
+    assert trade.pnl == pytest.approx(size * (exit_ - entry) - trade.fees)
+    assert result.equity_curve[-1] == pytest.approx(10_000 + trade.pnl)
