@@ -40,39 +40,6 @@ _PAIR_WINDOW = 3
 # "Costs cut" or "losses narrow" is good news, but readers rate it milder than a plain "profit rises".
 _BAD_REDUCED_FACTOR = 0.7
 
-# Verbs that take their object after them ("cuts jobs"); the others take it before ("profit falls").
-_TRANSITIVE = frozenset(
-    {
-        "cut",
-        "slash",
-        "raise",
-        "boost",
-        "lift",
-        "reduce",
-        "lower",
-        "trim",
-        "shed",
-        "hike",
-        "halve",
-        "lose",
-        "lost",
-        "wipe",
-        "add",
-        "double",
-        "triple",
-        "increase",
-        "decrease",
-        "expand",
-        "improve",
-        "strengthen",
-        "weaken",
-        "squeeze",
-        "erode",
-        "eat",
-        "hit",
-    }
-)
-
 
 def stem(word: str) -> str:
     """Light suffix stripping so `plunges`, `plunged` and `plunging` meet `plunge` in the lexicon."""
@@ -116,7 +83,7 @@ _NEGATIONS = frozenset(stem(w) for w in lex.NEGATIONS)
 _INTENSIFIERS = _stem_keys(lex.INTENSIFIERS)
 _CONTRAST_AFTER = frozenset(stem(w) for w in lex.CONTRAST_AFTER)
 _CONCESSIVE = frozenset(stem(w) for w in lex.CONCESSIVE)
-_TRANSITIVE_STEMS = frozenset(stem(w) for w in _TRANSITIVE)
+_TRANSITIVE_STEMS = frozenset(stem(w) for w in lex.TRANSITIVE)
 _PHRASES = {tuple(stem(w) for w in phrase): value for phrase, value in lex.PHRASES.items()}
 _PHRASE_MAX = max(len(p) for p in _PHRASES)
 
@@ -260,12 +227,17 @@ def dense_features(title: str) -> list[float]:
 DENSE_NAMES = ("lexicon_compound", "lexicon_positive", "lexicon_negative")
 
 
+# Words the lexicon reads are left to it (with their negation and composition), not relearned one
+# by one; bigrams that contain them stay, so the model can still learn e.g. "profit beat".
+_LEXICON_STEMS = frozenset(_VALENCE) | frozenset(_DIRECTION) | frozenset(_OBJECT) | _NEGATIONS
+
+
 def ngram_terms(title: str) -> set[str]:
-    """Stemmed words and adjacent-word bigrams (within a clause); numbers are left out."""
+    """Stemmed words the lexicon does not know, and adjacent-word bigrams within a clause; no numbers."""
     terms: set[str] = set()
     for clause in tokenize(title):
         words = [w for w in clause if not any(ch.isdigit() for ch in w)]
-        terms.update(words)
+        terms.update(w for w in words if w not in _LEXICON_STEMS)
         terms.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
     return terms
 
@@ -292,7 +264,7 @@ def fit_sentiment_model(
     titles: Sequence[str],
     gold: Sequence[float],
     *,
-    ngram_penalty: float = 4.0,
+    ngram_penalty: float = 16.0,
     dense_penalty: float = 0.5,
     min_count: int = 2,
     excluded_terms: Iterable[str] = (),

@@ -125,6 +125,14 @@ DIRECTION: dict[str, int] = {
     },
 }
 
+# Direction verbs that take their object after them ("cuts jobs", "narrows losses"); they fall back
+# to the word before for the passive ("profit lifted by"). The others take it before ("profit falls").
+TRANSITIVE: frozenset[str] = frozenset({
+    "cut", "slash", "raise", "boost", "lift", "reduce", "lower", "trim", "shed", "hike", "halve", "lose",
+    "lost", "wipe", "add", "double", "triple", "increase", "decrease", "expand", "improve", "strengthen",
+    "weaken", "squeeze", "erode", "eat", "hit", "narrow", "widen",
+})
+
 # +1: more is good for holders (profit, sales); -1: more is bad (losses, debt, costs).
 OBJECT: dict[str, int] = {
     **{
