@@ -70,7 +70,7 @@ def _stem_keys(table: dict[str, float | int]) -> dict[str, float]:
     out: dict[str, float] = {}
     for word, value in table.items():
         key = stem(word)
-        # Where two forms share a stem, keep the stronger reading (e.g. `lose`/`loss` stay apart anyway).
+        # Where two listed forms share a stem, the stronger reading wins.
         if key not in out or abs(value) > abs(out[key]):
             out[key] = float(value)
     return out
@@ -184,10 +184,7 @@ def _clause_valences(stems: list[str]) -> tuple[list[float], int]:
                     hits -= 1
                 break
         for k in range(start - 1, max(-1, start - 1 - _INTENSIFIER_WINDOW), -1):
-            if stems[k] in _INTENSIFIERS and stems[k] not in _VALENCE:
-                valence[i] *= _INTENSIFIERS[stems[k]]
-        if stems[start - 1 : start] and stems[start - 1] in _INTENSIFIERS and stems[start - 1] in _VALENCE:
-            valence[i] *= _INTENSIFIERS[stems[start - 1]]
+            valence[i] *= _INTENSIFIERS.get(stems[k], 1.0)
     # 5. "A but B": B is the point. "despite A": A is background.
     for k, s in enumerate(stems):
         if s in _CONTRAST_AFTER:
@@ -260,6 +257,10 @@ class SentimentModel(msgspec.Struct, frozen=True):
         return max(-1.0, min(1.0, total))
 
 
+# Words inside company names ("Bank of Scotland") that are not names themselves.
+_NAME_FILLERS = frozenset({"of", "the", "and", "for", "in", "on", "at", "to", "a", "an", "de"})
+
+
 def fit_sentiment_model(
     titles: Sequence[str],
     gold: Sequence[float],
@@ -274,7 +275,7 @@ def fit_sentiment_model(
     `excluded_terms` keeps names (companies, tickers) out of the vocabulary, so the model learns how
     news is worded rather than which company had a bad year in the training data.
     """
-    excluded = {stem(w) for t in excluded_terms for w in re.findall(r"[a-z0-9]+", t.lower())}
+    excluded = {stem(w) for t in excluded_terms for w in re.findall(r"[a-z0-9]+", t.lower()) if w not in _NAME_FILLERS}
     term_sets = [ngram_terms(t) for t in titles]
     counts: dict[str, int] = {}
     for terms in term_sets:
@@ -306,6 +307,12 @@ def fit_sentiment_model(
     return SentimentModel(intercept=round(intercept, 6), dense=dense, ngrams=ngrams)
 
 
+def model_to_json(model: SentimentModel) -> str:
+    """Stable, diff-friendly JSON for the shipped weights file."""
+    payload = {"intercept": model.intercept, "dense": model.dense, "ngrams": dict(sorted(model.ngrams.items()))}
+    return json.dumps(payload, indent=1, sort_keys=False) + "\n"
+
+
 def _load_shipped_model() -> SentimentModel:
     raw = resources.files("workers.agents").joinpath("sentiment_model.json").read_bytes()
     return msgspec.json.decode(raw, type=SentimentModel)
@@ -317,12 +324,6 @@ MODEL = _load_shipped_model()
 def score_headline(title: str) -> float:
     """Sentiment of one headline in [-1, 1]; positive is good news for the asset named."""
     return MODEL.predict(title)
-
-
-def model_to_json(model: SentimentModel) -> str:
-    """Stable, diff-friendly JSON for the shipped weights file."""
-    payload = {"intercept": model.intercept, "dense": model.dense, "ngrams": dict(sorted(model.ngrams.items()))}
-    return json.dumps(payload, indent=1, sort_keys=False) + "\n"
 
 
 # Names a headline may use for a base asset; anything else is matched by its ticker.
