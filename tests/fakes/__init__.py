@@ -1,0 +1,1 @@
+"""Small local HTTP servers that speak the real protocols of external services, for tests."""

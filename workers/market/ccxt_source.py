@@ -1,0 +1,143 @@
+"""Live OHLCV from any exchange ccxt speaks, through its async API and public endpoints (no key).
+
+One ccxt client per exchange id lives for the life of the source and is closed by `close()`; ccxt
+errors become the market-data errors of `workers.market.cache`, which say whether to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+import numpy as np
+
+from workers.market.cache import (
+    MarketDataError,
+    MarketDataUnavailable,
+    RateLimited,
+    UnknownMarket,
+    wall_clock_ms,
+)
+from workers.market.candles import TIMEFRAME_MS, Candles
+
+
+class CcxtOhlcvSource:
+    """An `OhlcvSource` over ccxt: the last `limit` candles closed by `until_ms` (default: now).
+
+    `api_origins` maps an exchange id to an origin such as `http://127.0.0.1:8080` that replaces the
+    scheme and host of every entry in that exchange's `urls['api']` (paths are kept): used to point
+    the real client at a local stand-in of the exchange in tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_origins: Mapping[str, str] | None = None,
+        timeout_ms: int = 10_000,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._api_origins = dict(api_origins or {})
+        self._timeout_ms = timeout_ms
+        self._clock = clock
+        self._clients: dict[str, ccxt_async.Exchange] = {}
+
+    async def fetch_ohlcv(
+        self, exchange: str, symbol: str, timeframe: str, *, limit: int = 500, until_ms: int | None = None
+    ) -> Candles:
+        client = self._client(exchange)
+        try:
+            await client.load_markets()
+            if not client.has.get("fetchOHLCV"):
+                raise UnknownMarket(f"{exchange} offers no OHLCV")
+            if timeframe not in TIMEFRAME_MS or timeframe not in (client.timeframes or {}):
+                raise UnknownMarket(f"{exchange} has no {timeframe} candles")
+            client.market(symbol)  # BadSymbol now, before any request
+            rows = await self._closed_rows(client, symbol, timeframe, limit, until_ms)
+        except MarketDataError:
+            raise
+        except ccxt.BaseError as exc:
+            raise _market_data_error(client, exc) from exc
+        return _to_candles(symbol, timeframe, rows)
+
+    async def close(self) -> None:
+        """Close every exchange client (their HTTP sessions); the source can be used again afterwards."""
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.close()
+
+    async def __aenter__(self) -> CcxtOhlcvSource:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _client(self, exchange: str) -> ccxt_async.Exchange:
+        client = self._clients.get(exchange)
+        if client is None:
+            if exchange not in ccxt_async.exchanges:
+                raise UnknownMarket(f"ccxt does not know the exchange {exchange!r}")
+            client = getattr(ccxt_async, exchange)({"enableRateLimit": True, "timeout": self._timeout_ms})
+            origin = self._api_origins.get(exchange)
+            if origin is not None:
+                client.urls["api"] = _with_origin(client.urls["api"], origin)
+            self._clients[exchange] = client
+        return client
+
+    async def _closed_rows(
+        self, client: ccxt_async.Exchange, symbol: str, timeframe: str, limit: int, until_ms: int | None
+    ) -> list[list[Any]]:
+        tf_ms = client.parse_timeframe(timeframe) * 1000
+        decided_at = self._clock() if until_ms is None else until_ms
+        # Candles that opened before this boundary had closed by `decided_at`; the forming one is left out.
+        boundary = decided_at // tf_ms * tf_ms
+        since = boundary - limit * tf_ms
+        rows: list[list[Any]] = []
+        # Exchanges cap candles per request (Binance spot: 1000), so page forward until the boundary.
+        while len(rows) < limit and since < boundary:
+            page = await client.fetch_ohlcv(symbol, timeframe, since=since, limit=limit - len(rows))
+            page = [row for row in page if since <= row[0] < boundary]
+            if not page:
+                break
+            rows.extend(page)
+            since = int(page[-1][0]) + tf_ms
+        return rows[-limit:]
+
+
+def _to_candles(symbol: str, timeframe: str, rows: list[list[Any]]) -> Candles:
+    # dtype=float turns a missing value (None) into NaN instead of an object array.
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
+    columns = np.ascontiguousarray(table[:, 1:].T)
+    return Candles(symbol, timeframe, table[:, 0].astype(np.int64), *columns)
+
+
+def _with_origin(api: Any, origin: str) -> Any:
+    if isinstance(api, dict):
+        return {name: _with_origin(url, origin) for name, url in api.items()}
+    if isinstance(api, str):
+        scheme, netloc, *_ = urlsplit(origin)
+        _, _, path, query, fragment = urlsplit(api)
+        return urlunsplit((scheme, netloc, path, query, fragment))
+    return api
+
+
+def _market_data_error(client: ccxt_async.Exchange, exc: ccxt.BaseError) -> MarketDataError:
+    message = f"{client.id}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        return RateLimited(message, _retry_after_s(client))
+    if isinstance(exc, ccxt.OperationFailed):  # network, timeout, exchange down or busy: may work later
+        return MarketDataUnavailable(message, _retry_after_s(client))
+    if isinstance(exc, ccxt.BadSymbol | ccxt.NotSupported):
+        return UnknownMarket(message)
+    return MarketDataError(message)
+
+
+def _retry_after_s(client: ccxt_async.Exchange) -> float | None:
+    headers = client.last_response_headers or {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
