@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +45,10 @@ YEAR_MS = 365 * 24 * 3_600_000
 
 # analyse_symbol's signature: (symbol, candles by timeframe, headlines, positions, now_ms) -> insights.
 Analyse = Callable[..., list[Insight]]
+
+
+class BacktestSetupError(ValueError):
+    """The candles and the configuration cannot make a backtest (unknown timeframe, too few candles)."""
 
 
 class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -216,14 +221,17 @@ def run_backtest(
     analyse = analyse or _default_analyse()
     symbol = config.symbol or candles_5m.symbol
     if not config.timeframes:
-        raise ValueError("at least one timeframe is needed")
+        raise BacktestSetupError("at least one timeframe is needed")
     trading_tf = config.timeframes[0]
+    try:
+        series = {tf: resample(candles_5m, tf) for tf in config.timeframes}
+    except ValueError as exc:
+        raise BacktestSetupError(str(exc)) from exc
     tf_ms = TIMEFRAME_MS[trading_tf]
-    series = {tf: resample(candles_5m, tf) for tf in config.timeframes}
     bars = series[trading_tf]
     n = len(bars)
     if n <= config.warmup + 1:
-        raise ValueError(f"{n} {trading_tf} candles: need more than warmup={config.warmup} + 1")
+        raise BacktestSetupError(f"{n} {trading_tf} candles: need more than warmup={config.warmup} + 1")
 
     brain = RulesBrain(config.weights, config.rules)
     account = _Account(config.equity, config.fee_bps, config.slippage_bps)
@@ -362,7 +370,6 @@ def format_report(result: BacktestResult, config: BacktestConfig) -> str:
 def run(args: argparse.Namespace) -> int:
     from workers.market.replay import read_candles
 
-    candles = read_candles(args.data, symbol=args.symbol)
     timeframes = tuple(tf.strip() for tf in args.timeframes.split(",") if tf.strip())
     config = BacktestConfig(
         symbol=args.symbol,
@@ -377,7 +384,16 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         rules=RulesParams(allow_short=not args.no_short),
     )
-    result = run_backtest(candles, config)
+    try:
+        candles = read_candles(args.data, symbol=args.symbol)
+    except (OSError, ValueError) as exc:  # missing file, unparsable name or rows
+        print(f"quorum backtest: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = run_backtest(candles, config)
+    except BacktestSetupError as exc:
+        print(f"quorum backtest: {exc}", file=sys.stderr)
+        return 2
     print(format_report(result, config))
     if args.trades:
         for t in result.trades:

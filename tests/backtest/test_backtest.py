@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from workers.agents.analysis import analyse_symbol
 
+from workers.agents.analysis import analyse_symbol
 from workers.agents.insight import AgentName, Insight, Level
 from workers.backtest import BacktestConfig, run_backtest
 from workers.brain.decision import Action
@@ -177,3 +177,27 @@ def test_fees_and_slippage_are_paid_on_entry_and_exit():
     assert trade.fees == pytest.approx(size * (entry + exit_) * fee)
     assert trade.pnl == pytest.approx(size * (exit_ - entry) - trade.fees)
     assert result.equity_curve[-1] == pytest.approx(10_000 + trade.pnl)
+
+
+# ---- the command ----------------------------------------------------------------------------------
+
+
+def test_quorum_backtest_prints_the_figures_next_to_buy_and_hold(capsys):
+    from quorum.cli import main
+
+    csv = DATA_DIR / "ohlcv" / "ETH_BTC-5m.csv"
+    code = main(["backtest", "--data", str(csv), "--timeframes", "15m,1h,4h", "--warmup", "100", "--fee-bps", "7.5"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "ETH/BTC" in out and "rules brain" in out and "buy & hold" in out
+    for figure in ("total return", "max drawdown", "sharpe (ann.)", "win rate", "trades"):
+        assert figure in out
+    assert "fees 7.5 bps" in out
+
+
+def test_quorum_backtest_explains_an_impossible_setup_instead_of_crashing(capsys):
+    from quorum.cli import main
+
+    csv = DATA_DIR / "ohlcv" / "XRP_USDT_USDT-1h.csv"
+    assert main(["backtest", "--data", str(csv), "--timeframes", "1h", "--warmup", "500"]) == 2
+    assert "need more than warmup=500" in capsys.readouterr().err
