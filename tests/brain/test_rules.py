@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from workers.agents.insight import AgentName, Insight, Level, OpenPosition, PositionSide
 from workers.agents.positions import positions_insight
 from workers.brain.decision import Action
@@ -131,6 +133,18 @@ def test_weights_change_the_outcome():
     assert decide_by_rules(SYMBOL, insights, weights=trust_charts).action == Action.OPEN_LONG
     trust_news = {AgentName.TECHNICAL: 0.1, AgentName.SENTIMENT: 1.0}
     assert decide_by_rules(SYMBOL, insights, weights=trust_news).action == Action.OPEN_SHORT
+
+
+def test_agents_left_out_of_the_weights_keep_their_defaults_and_zero_silences_one():
+    insights = [technical(0.8, 0.8), agent(AgentName.SENTIMENT, -0.8, 0.8)]
+    only_news_named = decide_by_rules(SYMBOL, insights, weights={AgentName.SENTIMENT: 0.25})
+    assert only_news_named == decide_by_rules(SYMBOL, insights)
+    assert decide_by_rules(SYMBOL, insights, weights={AgentName.SENTIMENT: 0.0}).action == Action.OPEN_LONG
+
+
+def test_negative_weights_are_refused():
+    with pytest.raises(ValueError, match="weight of technical"):
+        RulesBrain({AgentName.TECHNICAL: -1.0})
 
 
 def test_agent_with_zero_confidence_abstains_instead_of_diluting():

@@ -165,10 +165,18 @@ def _exit_requested(positions: Insight | None, direction: float, threshold: floa
 
 @dataclass(frozen=True, slots=True)
 class RulesBrain:
-    """The deterministic brain; `weights` come from the bot's configuration (AgentName -> weight)."""
+    """The deterministic brain; `weights` come from the bot's configuration (AgentName -> weight).
+
+    Agents the configuration leaves out keep their `DEFAULT_WEIGHTS`; weight 0 silences an agent.
+    """
 
     weights: Mapping[AgentName, float] | None = None
     params: RulesParams = RulesParams()
+
+    def __post_init__(self) -> None:
+        for agent, weight in (self.weights or {}).items():
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"weight of {agent} must be a finite number >= 0, got {weight!r}")
 
     def decide(
         self,
