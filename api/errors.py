@@ -11,6 +11,10 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
 from tenants.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -124,12 +128,26 @@ def handle_domain(request: Request[Any, Any, Any], exc: DomainError) -> Response
                             errors=errors, headers=headers)
 
 
+def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """PostgreSQL or Redis is unreachable: a temporary 503 the client may retry, not a server bug."""
+    log.warning("dependency unavailable: %s", type(exc).__name__)
+    return problem_response(request, 503, "A backing service is temporarily unavailable; retry shortly.",
+                            slug="dependency-unavailable", headers={"Retry-After": "2"})
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.exception("unhandled error", exc_info=exc)
     return problem_response(request, 500, "The server could not complete the request.")
 
 
 EXCEPTION_HANDLERS = {
+    RedisConnectionError: handle_unavailable,
+    RedisTimeoutError: handle_unavailable,
+    DisconnectionError: handle_unavailable,
+    OperationalError: handle_unavailable,
+    InterfaceError: handle_unavailable,
+    ConnectionError: handle_unavailable,
+    TimeoutError: handle_unavailable,
     ValidationException: handle_validation,
     HTTPException: handle_http,
     DomainError: handle_domain,

@@ -1,0 +1,67 @@
+"""Bad input gets RFC 9457 problem details that say what is wrong, never a 5xx."""
+
+from __future__ import annotations
+
+from litestar.testing import AsyncTestClient
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["type"]
+    return body
+
+
+async def test_malformed_json_is_a_400(client: AsyncTestClient) -> None:
+    response = await client.post("/v1/auth/register", content=b'{"email": "a@b.c", ',
+                                 headers={"content-type": "application/json"})
+    body = assert_problem(response, 400)
+    assert body["type"].endswith("/malformed-json")
+
+
+async def test_unknown_fields_are_rejected_and_named(client: AsyncTestClient) -> None:
+    response = await client.post("/v1/auth/login", json={"email": "a@b.co", "password": "x", "isAdmin": True})
+    body = assert_problem(response, 422)
+    assert body["errors"] == [{"field": "isAdmin", "message": "Object contains unknown field `isAdmin`"}]
+
+
+async def test_validation_errors_name_the_field(client: AsyncTestClient) -> None:
+    response = await client.post("/v1/auth/register", json={"email": "not-an-email", "password": "long enough pw"})
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["field"] == "email"
+    short = await client.post("/v1/auth/register", json={"email": "ok@example.com", "password": "short"})
+    assert assert_problem(short, 422)["errors"][0]["field"] == "password"
+    missing = await client.post("/v1/auth/register", json={"email": "ok@example.com"})
+    assert "password" in assert_problem(missing, 422)["detail"]
+
+
+async def test_wrong_body_type_is_rejected(client: AsyncTestClient) -> None:
+    assert_problem(await client.post("/v1/auth/login", json=[1, 2, 3]), 422)
+    assert_problem(await client.post("/v1/auth/login", json={"email": 5, "password": None}), 422)
+
+
+async def test_oversized_bodies_are_a_413(client: AsyncTestClient) -> None:
+    huge = b'{"email": "' + b"a" * 2_000_000 + b'"}'
+    assert_problem(await client.post("/v1/auth/login", content=huge, headers={"content-type": "application/json"}),
+                   413)
+
+
+async def test_wrong_methods_are_a_405(client: AsyncTestClient) -> None:
+    assert_problem(await client.delete("/health"), 405)
+    assert_problem(await client.get("/v1/auth/login"), 405)
+
+
+async def test_unknown_routes_are_a_404(client: AsyncTestClient) -> None:
+    body = assert_problem(await client.get("/v1/no-such-thing"), 404)
+    assert body["instance"] == "/v1/no-such-thing"
+
+
+async def test_every_response_carries_its_request_id(client: AsyncTestClient) -> None:
+    echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/v1/nowhere", headers={"X-Request-ID": "bad id with spaces\n"})
+    assert generated.headers["x-request-id"] != "bad id with spaces"
+    assert generated.json()["requestId"] == generated.headers["x-request-id"]

@@ -1,0 +1,38 @@
+"""The service refuses to start in production with unsafe settings, and says which."""
+
+from __future__ import annotations
+
+import pytest
+
+from quorum.settings import SettingsError, load_settings
+
+BASE = {"DATABASE_URL": "postgresql://owner@db/quorum", "REDIS_URL": "redis://cache:6379/0"}
+
+
+def test_production_refuses_the_default_secret_and_names_it() -> None:
+    settings = load_settings({**BASE, "ENVIRONMENT": "production", "DATABASE_APP_URL": "postgresql://app:pw@db/q"})
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        settings.check()
+
+
+def test_production_refuses_a_missing_database_url() -> None:
+    settings = load_settings({"ENVIRONMENT": "production", "REDIS_URL": "redis://x", "SECRET_KEY": "k" * 40})
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        settings.check()
+
+
+def test_production_starts_with_real_secrets() -> None:
+    settings = load_settings({**BASE, "ENVIRONMENT": "production", "SECRET_KEY": "s" * 48,
+                              "DATABASE_APP_URL": "postgresql://app:pw@db/quorum"})
+    settings.check()
+    assert settings.effective_log_format == "json"
+
+
+def test_bad_values_are_reported_by_name() -> None:
+    with pytest.raises(SettingsError, match="port"):
+        load_settings({**BASE, "PORT": "eighty"})
+
+
+def test_the_app_role_url_is_derived_from_the_owner_url() -> None:
+    settings = load_settings({**BASE, "DATABASE_APP_PASSWORD": "pw"})
+    assert settings.app_database_url == "postgresql://quorum_app:pw@db/quorum"

@@ -1,0 +1,44 @@
+"""The Celery application: Redis as broker, JSON payloads carrying ids only, late acks."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import setup_logging
+
+from quorum.logs import configure_logging
+from quorum.settings import get_settings
+
+DISPATCH_INTERVAL_SECONDS = 15.0
+
+
+def create_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("quorum", broker=settings.redis_url, backend=settings.redis_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_expires=3600,
+        task_acks_late=True,  # a task lost with its worker is delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_schedule={
+            "dispatch": {"task": "quorum.dispatch", "schedule": DISPATCH_INTERVAL_SECONDS},
+        },
+        include=["workers.tasks"],
+    )
+    return app
+
+
+@setup_logging.connect
+def _configure_logging(**_: object) -> None:
+    settings = get_settings()
+    configure_logging(settings.effective_log_format, settings.log_level)
+
+
+app = create_celery()
