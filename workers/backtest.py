@@ -169,8 +169,8 @@ class _Account:
         fee = p.size * fill * self.fee
         self.cash += p.sign * p.size * fill - fee
         pnl = p.sign * p.size * (fill - p.entry_price) - p.entry_fee - fee
-        self.trades.append(Trade(p.side, p.entry_time, p.entry_price, time, fill, p.size,
-                                 p.entry_fee + fee, pnl, reason))  # fmt: skip
+        fees = p.entry_fee + fee
+        self.trades.append(Trade(p.side, p.entry_time, p.entry_price, time, fill, p.size, fees, pnl, reason))
         self.position = None
 
 
