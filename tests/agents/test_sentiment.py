@@ -49,6 +49,13 @@ def pearson_and_sign_accuracy(predicted: list[float], gold: list[float]) -> tupl
         "Broker upgrades stock to buy",
         "Insurer narrows losses",
         "Airline cuts costs",
+        "SEC drops lawsuit against Ripple",
+        "Court dismisses case against Coinbase",
+        "Crypto lender avoids bankruptcy after rescue deal",
+        "Solana network recovers after outage",
+        "Regulator lifts ban on crypto trading",
+        "Bitcoin breaks above $70,000",
+        "Spot bitcoin ETF inflows surge",
     ],
 )
 def test_good_news_scores_positive(title: str):
@@ -67,6 +74,13 @@ def test_good_news_scores_positive(title: str):
         "Ethereum slumps as liquidations mount",
         "Broker downgrades stock to sell",
         "Insurer losses widen",
+        "SEC sues Coinbase over unregistered securities",
+        "Exchange halts withdrawals amid liquidity crunch",
+        "Stablecoin loses its dollar peg",
+        "Bitcoin breaks below $20,000",
+        "Shares drop as lawsuit looms",
+        "Bitcoin ETF sees record outflows",
+        "Ethereum falls after Fed signals more rate hikes",
     ],
 )
 def test_bad_news_scores_negative(title: str):

@@ -84,6 +84,9 @@ _INTENSIFIERS = _stem_keys(lex.INTENSIFIERS)
 _CONTRAST_AFTER = frozenset(stem(w) for w in lex.CONTRAST_AFTER)
 _CONCESSIVE = frozenset(stem(w) for w in lex.CONCESSIVE)
 _TRANSITIVE_STEMS = frozenset(stem(w) for w in lex.TRANSITIVE)
+_REMOVAL = frozenset(stem(w) for w in lex.REMOVAL)
+_BAD_EVENT = frozenset(stem(w) for w in lex.BAD_EVENT)
+_CLAUSE_WORDS = frozenset(stem(w) for w in lex.CLAUSE_WORDS)
 _PHRASES = {tuple(stem(w) for w in phrase): value for phrase, value in lex.PHRASES.items()}
 _PHRASE_MAX = max(len(p) for p in _PHRASES)
 
@@ -125,6 +128,18 @@ class LexiconReading(msgspec.Struct, frozen=True):
         return total / math.sqrt(total * total + _COMPOUND_ALPHA)
 
 
+def _window(stems: list[str], i: int, step: int) -> list[int]:
+    """Up to _PAIR_WINDOW positions beside i, stopping at a clause word ("drops as lawsuit looms")."""
+    out: list[int] = []
+    k = i + step
+    while 0 <= k < len(stems) and len(out) < _PAIR_WINDOW:
+        if stems[k] in _CLAUSE_WORDS and not (stems[i] in _REMOVAL and stems[k] in ("after", "from")):
+            break
+        out.append(k)
+        k += step
+    return out
+
+
 def _clause_valences(stems: list[str]) -> tuple[list[float], int]:
     n = len(stems)
     valence = [0.0] * n
@@ -141,20 +156,28 @@ def _clause_valences(stems: list[str]) -> tuple[list[float], int]:
                 i += size - 1
                 break
         i += 1
-    # 2. Direction x object: "profit falls" is bad, "cuts costs" and "losses narrow" are good.
     paired_with: dict[int, int] = {}
+    # 2. Removal: "SEC drops lawsuit", "avoids bankruptcy", "recovers from outage" are good news.
+    for i, s in enumerate(stems):
+        if s not in _REMOVAL or consumed[i]:
+            continue
+        j = next((k for k in _window(stems, i, +1) if not consumed[k] and stems[k] in _BAD_EVENT), None)
+        if j is not None:
+            valence[i] = _BAD_REDUCED_FACTOR * max(abs(_VALENCE.get(stems[j], 0.0)), 1.5)
+            consumed[i] = consumed[j] = True
+            paired_with[i] = j
+    # 3. Direction x object: "profit falls" is bad, "cuts costs" and "losses narrow" are good.
     for i, s in enumerate(stems):
         direction = _DIRECTION.get(s)
         if direction is None or consumed[i]:
             continue
-        after = range(i + 1, min(n, i + 1 + _PAIR_WINDOW))
-        before = range(i - 1, max(-1, i - 1 - _PAIR_WINDOW), -1)
+        after, before = _window(stems, i, +1), _window(stems, i, -1)
         if s in _TRANSITIVE_STEMS:
-            order: tuple[range, ...] = (after, before)  # "cuts jobs", else passive "profit lifted by"
+            order: tuple[list[int], ...] = (after, before)  # "cuts jobs", else passive "profit lifted by"
         elif stems[i + 1 : i + 2] == ["in"]:
             order = (before, after)  # "fall in profit"
         else:
-            order = (before,)  # "profit falls"; never "slips as worries ..." (that is a new subject)
+            order = (before,)  # "profit falls"; never "slips, worries grow" (that is a new subject)
         for side in order:
             j = next((k for k in side if not consumed[k] and stems[k] in _OBJECT), None)
             if j is not None:
@@ -165,11 +188,11 @@ def _clause_valences(stems: list[str]) -> tuple[list[float], int]:
                 consumed[i] = consumed[j] = True
                 paired_with[i] = j
                 break
-    # 3. Single words.
+    # 4. Single words.
     for i, s in enumerate(stems):
         if not consumed[i] and s in _VALENCE:
             valence[i] = _VALENCE[s]
-    # 4. Negation and intensifiers in front of each sentiment-bearing word (or pair).
+    # 5. Negation and intensifiers in front of each sentiment-bearing word (or pair).
     hits = 0
     for i in range(n):
         if valence[i] == 0.0:
@@ -185,7 +208,7 @@ def _clause_valences(stems: list[str]) -> tuple[list[float], int]:
                 break
         for k in range(start - 1, max(-1, start - 1 - _INTENSIFIER_WINDOW), -1):
             valence[i] *= _INTENSIFIERS.get(stems[k], 1.0)
-    # 5. "A but B": B is the point. "despite A": A is background.
+    # 6. "A but B": B is the point. "despite A": A is background.
     for k, s in enumerate(stems):
         if s in _CONTRAST_AFTER:
             for m in range(n):

@@ -50,10 +50,10 @@ VALENCE: dict[str, float] = {
     "takeover": 0.5, "merger": 0.5, "bid": 0.5, "sweeten": 1.5, "premium": 1.0, "buyback": 2.0,
     "dividend": 0.8, "payout": 1.0, "launch": 1.0, "breakthrough": 2.5, "success": 2.0, "successful": 2.0,
     "milestone": 1.5, "innovative": 1.5, "opportunity": 1.0, "benefit": 1.5, "attractive": 1.5,
-    "favourable": 1.5, "favorable": 1.5, "approve": 1.5, "approval": 2.0, "approved": 2.0, "cleared": 1.5,
-    "greenlight": 2.0, "backing": 1.5, "support": 1.0, "welcome": 1.5, "praise": 2.0, "recommend": 1.5,
+    "favourable": 1.5, "favorable": 1.5, "approve": 2.0, "approval": 2.0, "approved": 2.0, "cleared": 1.5,
+    "greenlight": 2.0, "support": 1.0, "welcome": 1.5, "praise": 2.0, "recommend": 1.5,
     "reassure": 1.5, "settle": 1.0, "resolve": 1.0, "saving": 1.0, "savings": 1.0, "efficiency": 1.0,
-    "hire": 1.0, "invest": 1.0, "investment": 0.8, "funding": 1.0, "inflow": 1.5, "stable": 1.0,
+    "hire": 1.0, "invest": 1.0, "investment": 0.8, "inflow": 1.5, "stable": 1.0,
     "stabilise": 1.0, "stabilize": 1.0, "steady": 1.0, "buy": 1.0, "offer": 0.5, "buoy": 2.0, "happy": 1.5,
     "cheer": 1.5, "winner": 2.0, "good": 1.5, "validate": 1.0, "reaffirm": 1.0, "enjoy": 1.0, "agree": 0.5,
     "sign": 0.5, "layoff": -2.0, "redundancy": -2.0, "redundancies": -2.0, "fire": -1.5, "sack": -1.5,
@@ -99,7 +99,8 @@ PHRASES: dict[tuple[str, ...], float] = {
     ("than", "feared"): 0.0, ("than", "expected"): 0.0, ("smaller", "than", "feared"): 2.0,
     ("less", "than", "feared"): 2.0, ("better", "than", "feared"): 2.5, ("worse", "than", "feared"): -2.5,
     ("little", "changed"): 0.0, ("little", "cheer"): -1.5, ("under", "pressure"): -2.0,
-    ("joint", "venture"): 1.0, ("share", "price"): 0.0,
+    ("joint", "venture"): 1.0, ("share", "price"): 0.0, ("break", "above"): 2.0, ("break", "below"): -2.0,
+    ("break", "through"): 1.5, ("break", "out"): 1.5, ("break", "down"): -1.5,
 }
 
 # Words that move a quantity up or down. Next to an OBJECT the sign is direction x object polarity
@@ -139,7 +140,7 @@ OBJECT: dict[str, int] = {
         w: +1
         for w in (
             "profit", "profits", "earnings", "revenue", "revenues", "sales", "turnover", "dividend",
-            "payout", "margin", "margins", "growth", "guidance", "outlook", "forecast", "target", "rating",
+            "payout", "margin", "margins", "growth", "guidance", "outlook", "forecast", "target",
             "share", "shares", "stock", "stocks", "price", "prices", "demand", "orders", "jobs", "job",
             "workforce", "investment", "income", "ebitda", "eps", "returns", "value", "valuation", "volume",
             "volumes", "traffic", "subscribers", "users", "customers", "bookings", "deposits", "output",
@@ -160,6 +161,18 @@ OBJECT: dict[str, int] = {
         )
     },
 }
+
+# Getting rid of a bad thing is good news: "SEC drops lawsuit", "avoids bankruptcy", "lifts ban".
+REMOVAL: frozenset[str] = frozenset({
+    "drop", "dismiss", "settle", "end", "resolve", "lift", "clear", "escape", "avoid", "overturn", "win",
+    "overcome", "survive", "recover", "scrap", "withdraw", "quash",
+})
+BAD_EVENT: frozenset[str] = frozenset({
+    "lawsuit", "suit", "probe", "investigation", "inquiry", "case", "charge", "charges", "ban", "sanction",
+    "sanctions", "fine", "penalty", "dispute", "strike", "allegation", "outage", "bankruptcy",
+    "insolvency", "default", "recession", "crisis", "hack", "exploit", "restriction", "restrictions",
+    "tariff", "tariffs", "lockdown", "injunction",
+})
 
 NEGATIONS: frozenset[str] = frozenset(
     {
@@ -188,6 +201,12 @@ INTENSIFIERS: dict[str, float] = {
         )
     },
 }
+
+# Words that open a new clause: a verb does not reach across them for its object.
+CLAUSE_WORDS: frozenset[str] = frozenset({
+    "as", "after", "amid", "while", "whilst", "despite", "following", "before", "since", "because", "ahead",
+    "but", "though", "although", "when", "if", "than", "yet", "however",
+})
 
 # Clause markers: what follows "but" counts more, a "despite ..." clause counts less.
 CONTRAST_AFTER: frozenset[str] = frozenset({"but", "however", "yet", "although", "though"})
