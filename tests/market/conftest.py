@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,9 +25,9 @@ def replay(ohlcv_dir: Path) -> ReplaySource:
 
 
 @pytest.fixture(scope="session")
-def market_redis_url() -> str:
-    # Until the shared tests/conftest.py provides `redis_url`; DB 15 keeps test keys away from real data.
-    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+def market_redis_url(redis_url: str) -> str:
+    """The project's test Redis (REDIS_URL, else an embedded one), from tests/conftest.py."""
+    return redis_url
 
 
 @pytest.fixture

@@ -107,3 +107,11 @@ async def test_replay_of_a_missing_folder_knows_no_markets(tmp_path: Path):
     assert source.markets() == {}
     with pytest.raises(UnknownMarket):
         await source.fetch_ohlcv("binance", "ETH/BTC", "5m")
+
+
+async def test_replayed_candles_are_shared_read_only_so_no_reader_can_alter_the_recording(replay: ReplaySource):
+    first = await replay.fetch_ohlcv("binance", "ETH/BTC", "1h", limit=5)
+    with pytest.raises(ValueError, match="read-only"):
+        first.close[0] = 0.0
+    again = await replay.fetch_ohlcv("binance", "ETH/BTC", "1h", limit=5)
+    np.testing.assert_array_equal(again.close, first.close)

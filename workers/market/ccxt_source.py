@@ -98,7 +98,7 @@ class CcxtOhlcvSource:
         # Exchanges cap candles per request (Binance spot: 1000), so page forward until the boundary.
         while len(rows) < limit and since < boundary:
             page = await client.fetch_ohlcv(symbol, timeframe, since=since, limit=limit - len(rows))
-            page = [row for row in page if since <= row[0] < boundary]
+            page = [row for row in page if row[0] >= since and row[0] + tf_ms <= decided_at]
             if not page:
                 break
             rows.extend(page)

@@ -101,6 +101,9 @@ class ReplaySource:
                 raise UnknownMarket(f"no recorded candles for {symbol} {timeframe} in {self._folder}")
             base = self.series(symbol, max(shorter, key=timeframe_ms))
             candles = resample(base, timeframe)
+        # Every caller shares the memoised arrays: make them read-only so nobody edits the recording.
+        for array in (candles.timestamp, candles.open, candles.high, candles.low, candles.close, candles.volume):
+            array.flags.writeable = False
         self._series[key] = candles
         return candles
 
