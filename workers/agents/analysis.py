@@ -7,8 +7,7 @@ the others for trend alignment.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -16,21 +15,9 @@ from workers.agents.fibonacci import fibonacci_insight
 from workers.agents.gann import gann_insight
 from workers.agents.insight import Headline, Insight, OpenPosition, PositionSide
 from workers.agents.positions import managed_side, positions_insight
+from workers.agents.sentiment import sentiment_insight
 from workers.agents.technical import technical_insight
 from workers.market.candles import TIMEFRAME_MS, Candles
-
-SentimentAgent = Callable[[str, Sequence[Headline], int], Insight]
-
-
-def _sentiment_agent() -> SentimentAgent | None:
-    """`workers.agents.sentiment.sentiment_insight` when that module exists (it is built separately)."""
-    try:
-        module = importlib.import_module("workers.agents.sentiment")
-    except ModuleNotFoundError as exc:
-        if exc.name == "workers.agents.sentiment":
-            return None
-        raise
-    return getattr(module, "sentiment_insight", None)
 
 
 def _best_price_since(candles: Candles, opened_at: int, side: PositionSide) -> float | None:
@@ -50,7 +37,7 @@ def analyse_symbol(
     positions: Sequence[OpenPosition] = (),
     now_ms: int | None = None,
 ) -> list[Insight]:
-    """Every agent's Insight for `symbol`: technical, fibonacci, gann, then sentiment and positions when they apply."""
+    """Every agent's Insight for `symbol`: technical, fibonacci, gann, sentiment, then positions when one is open."""
     if not candles:
         raise ValueError("analyse_symbol needs at least one timeframe of candles")
     timeframe = next(iter(candles))
@@ -66,9 +53,7 @@ def analyse_symbol(
         gann_insight(symbol, trading, atr=atr),
     ]
 
-    sentiment = _sentiment_agent()
-    if sentiment is not None:
-        insights.append(sentiment(symbol, headlines, now_ms))
+    insights.append(sentiment_insight(symbol, headlines, now_ms))
 
     mine = [p for p in positions if p.symbol == symbol]
     if mine and len(trading):

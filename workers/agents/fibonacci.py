@@ -196,11 +196,10 @@ def fibonacci_insight(
     support, resistance = nearest_support_resistance(levels + ends, close)
 
     kind = "up-swing" if swing.up else "down-swing"
+    size_note = f", {rng / atr:.1f} ATR" if atr > 0 else ""
     reasons = [
         f"last {kind} {swing.start.price:.8g} -> {swing.end.price:.8g} "
-        f"({n - 1 - swing.end.index} candles ago, {rng / atr:.1f} ATR)"
-        if atr > 0
-        else f"last {kind} {swing.start.price:.8g} -> {swing.end.price:.8g}",
+        f"(ended {n - 1 - swing.end.index} candles ago{size_note})",
         f"price has retraced {depth:.1%} of the swing",
     ]
     if depth < 0:

@@ -3,6 +3,13 @@
 Pure: candles in, one `Insight` out. The first timeframe of the mapping is the trading timeframe;
 the others only vote on trend alignment. With too few candles an indicator is left out, the
 confidence drops with it, and every reported value stays a finite number.
+
+Each reading is a number in [-1, 1] (distances are measured in ATRs, so the same reading means the
+same on any instrument): EMA trend, MACD histogram, RSI (momentum between 30 and 70, contrarian
+beyond), Bollinger %B (contrarian), and `trend_alignment`, the mean up (+1) / flat (0) / down (-1)
+vote of every timeframe. The score is their WEIGHTS-weighted mean over the readings available.
+Confidence = share of weight available x warm-up (candles / 2 x slow EMA, capped at 1) x
+(0.25 + 0.75 x agreement of the readings' signs), cut by 30 % while volatility is expanding.
 """
 
 from __future__ import annotations
