@@ -189,8 +189,8 @@ def macd(
 
 def _rolling_std(x: FloatArray, period: int, mean: FloatArray) -> FloatArray:
     """Population standard deviation of each full window, computed around the window's own mean."""
-    # as_strided rather than sliding_window_view, and einsum rather than .sum(axis=1): the same sums
-    # a third of the time on 1000 bars.
+    # as_strided rather than sliding_window_view, and einsum rather than .sum(axis=1): the same
+    # arithmetic in about half the time on 1000 bars.
     stride = x.strides[0]
     windows = as_strided(x, shape=(x.shape[0] - period + 1, period), strides=(stride, stride), writeable=False)
     dev = windows - mean[:, None]

@@ -46,6 +46,21 @@ WEIGHTS: dict[str, float] = {"trend": 0.25, "alignment": 0.25, "macd": 0.2, "rsi
 SHORT_TREND_EMAS = (9, 21)
 # A trend strength below this reads as flat in the alignment vote.
 FLAT_TREND = 0.1
+# The values every technical Insight carries, whatever the number of candles.
+REQUIRED_VALUES = (
+    "close",
+    "atr",
+    "rsi",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "ema_fast",
+    "ema_slow",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+    "trend_alignment",
+)
 
 
 def _last(values: np.ndarray) -> float | None:
@@ -86,7 +101,7 @@ def trend_strength(c: Candles, settings: TechnicalSettings = TechnicalSettings()
 
 
 def _rsi_reading(rsi: float) -> float:
-    """Momentum between 30 and 70 (up to +-0.4), turning contrarian past the extremes (-1 at 85, +1 at 15)."""
+    """Momentum between 30 and 70 (up to +-0.4), turning contrarian past them (-1 from 84, +1 from 16)."""
     r = rsi - 50.0
     if abs(r) <= 20.0:
         return 0.4 * r / 20.0
@@ -114,7 +129,7 @@ def technical_insight(
             score=0.0,
             confidence=0.0,
             reasons=(f"no {timeframe} candles: nothing to read",),
-            values={**dict.fromkeys(_REQUIRED_KEYS, 0.0), "rsi": 50.0},
+            values={**dict.fromkeys(REQUIRED_VALUES, 0.0), "rsi": 50.0},
         )
 
     atr_series = ta.atr(c.high, c.low, c.close, s.atr_period)
@@ -271,19 +286,3 @@ def technical_insight(
         levels=tuple(levels),
         values=values,
     )
-
-
-_REQUIRED_KEYS = (
-    "close",
-    "atr",
-    "rsi",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "ema_fast",
-    "ema_slow",
-    "bb_upper",
-    "bb_middle",
-    "bb_lower",
-    "trend_alignment",
-)
