@@ -4,8 +4,9 @@ Real ETH/BTC candles, the last 1000 of each of three timeframes (5m as recorded,
 resampled; the 5760 recorded 5m candles make only 960 of 30m), 20 real headlines and one open
 position, so every agent runs: technical, fibonacci, gann, sentiment, positions.
 
-Figures are medians of many interleaved runs (the machine may be shared: the load average is
-printed with them). Run: `uv run python bench/analysis_speed.py`. It prints figures; it is not a test.
+Figures are medians (and minimums) of many interleaved runs, so compared figures share the same
+machine load; the load average is printed with them.
+Run: `uv run python bench/analysis_speed.py`. It prints figures; it is not a test.
 """
 
 from __future__ import annotations
