@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -94,7 +95,7 @@ async def test_one_client_per_exchange_loads_markets_once_and_is_reused(source, 
     assert binance.paths().count("/api/v3/klines") == 3
 
 
-async def test_closed_source_can_be_used_again_with_a_fresh_client(binance, recording_end):
+async def test_closed_source_can_be_used_again_without_reloading_markets(binance, recording_end):
     binance.requests.clear()
     source = CcxtOhlcvSource(api_origins={"binance": binance.origin}, clock=lambda: recording_end)
     await source.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=5)
@@ -103,7 +104,7 @@ async def test_closed_source_can_be_used_again_with_a_fresh_client(binance, reco
         assert len(await source.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=5)) == 5
     finally:
         await source.close()
-    assert binance.paths().count("/api/v3/exchangeInfo") == 2
+    assert binance.paths().count("/api/v3/exchangeInfo") == 1  # markets are kept across clients
 
 
 async def test_unknown_symbol_is_reported_as_unknown_market_without_asking_for_candles(source, binance):
@@ -148,3 +149,18 @@ async def test_unreachable_exchange_becomes_temporarily_unavailable(recording_en
     ) as source:
         with pytest.raises(MarketDataUnavailable):
             await source.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=5)
+
+
+def test_source_used_from_one_event_loop_per_task_works_and_loads_markets_once(binance, recording_end):
+    binance.requests.clear()
+    source = CcxtOhlcvSource(api_origins={"binance": binance.origin}, clock=lambda: recording_end)
+
+    async def task() -> int:
+        try:
+            return len(await source.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=5))
+        finally:
+            await source.close()
+
+    assert [asyncio.run(task()) for _ in range(3)] == [5, 5, 5]
+    assert binance.paths().count("/api/v3/exchangeInfo") == 1
+    assert binance.paths().count("/api/v3/klines") == 3

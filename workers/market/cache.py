@@ -146,9 +146,10 @@ class SharedOhlcvCache:
         if limit > self._depth:
             raise ValueError(f"limit {limit} exceeds the cache depth {self._depth}")
         tf_ms = TIMEFRAME_MS[timeframe]
-        # The grace period lets the exchange finish the candle that just closed before we take it.
-        latest = self._clock() - self._grace_ms
-        decided_at = latest if until_ms is None else min(until_ms, latest + self._grace_ms)
+        now = self._clock()
+        # The grace period lets the exchange finish the candle that just closed before we take it;
+        # a decision time in the future can only see what has closed by now.
+        decided_at = now - self._grace_ms if until_ms is None else min(until_ms, now)
         close_ms = decided_at // tf_ms * tf_ms
         key = f"{self._prefix}:{exchange}:{symbol}:{timeframe}:{close_ms}"
         task = self._inflight.get(key)

@@ -6,6 +6,7 @@ errors become the market-data errors of `workers.market.cache`, which say whethe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +31,9 @@ class CcxtOhlcvSource:
     `api_origins` maps an exchange id to an origin such as `http://127.0.0.1:8080` that replaces the
     scheme and host of every entry in that exchange's `urls['api']` (paths are kept): used to point
     the real client at a local stand-in of the exchange in tests.
+
+    Run it on one long-lived event loop per process; code that starts a loop per task (asyncio.run)
+    should `await close()` before the loop ends. Markets are loaded once per exchange and kept.
     """
 
     def __init__(
@@ -42,14 +46,18 @@ class CcxtOhlcvSource:
         self._api_origins = dict(api_origins or {})
         self._timeout_ms = timeout_ms
         self._clock = clock
-        self._clients: dict[str, ccxt_async.Exchange] = {}
+        self._clients: dict[str, tuple[ccxt_async.Exchange, asyncio.AbstractEventLoop]] = {}
+        # Markets outlive clients: a new client (after close, or on a new event loop) skips reloading them.
+        self._markets: dict[str, tuple[Any, Any]] = {}
 
     async def fetch_ohlcv(
         self, exchange: str, symbol: str, timeframe: str, *, limit: int = 500, until_ms: int | None = None
     ) -> Candles:
+        """The last `limit` candles of `symbol` closed by `until_ms` (default: now), paged as needed."""
         client = self._client(exchange)
         try:
             await client.load_markets()
+            self._markets.setdefault(exchange, (client.markets, client.currencies))
             if not client.has.get("fetchOHLCV"):
                 raise UnknownMarket(f"{exchange} offers no OHLCV")
             if timeframe not in TIMEFRAME_MS or timeframe not in (client.timeframes or {}):
@@ -65,8 +73,10 @@ class CcxtOhlcvSource:
     async def close(self) -> None:
         """Close every exchange client (their HTTP sessions); the source can be used again afterwards."""
         clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.close()
+        loop = asyncio.get_running_loop()
+        for client, client_loop in clients.values():
+            if client_loop is loop:  # a session of a finished loop cannot be closed from this one
+                await client.close()
 
     async def __aenter__(self) -> CcxtOhlcvSource:
         return self
@@ -75,15 +85,20 @@ class CcxtOhlcvSource:
         await self.close()
 
     def _client(self, exchange: str) -> ccxt_async.Exchange:
-        client = self._clients.get(exchange)
-        if client is None:
-            if exchange not in ccxt_async.exchanges:
-                raise UnknownMarket(f"ccxt does not know the exchange {exchange!r}")
-            client = getattr(ccxt_async, exchange)({"enableRateLimit": True, "timeout": self._timeout_ms})
-            origin = self._api_origins.get(exchange)
-            if origin is not None:
-                client.urls["api"] = _with_origin(client.urls["api"], origin)
-            self._clients[exchange] = client
+        loop = asyncio.get_running_loop()
+        previous = self._clients.get(exchange)
+        if previous is not None and previous[1] is loop:
+            return previous[0]
+        if exchange not in ccxt_async.exchanges:
+            raise UnknownMarket(f"ccxt does not know the exchange {exchange!r}")
+        client = getattr(ccxt_async, exchange)({"enableRateLimit": True, "timeout": self._timeout_ms})
+        origin = self._api_origins.get(exchange)
+        if origin is not None:
+            client.urls["api"] = _with_origin(client.urls["api"], origin)
+        if exchange in self._markets:
+            client.set_markets(*self._markets[exchange])
+        # A client's HTTP session belongs to the event loop it first ran on: a new loop gets a new client.
+        self._clients[exchange] = (client, loop)
         return client
 
     async def _closed_rows(
