@@ -61,6 +61,13 @@ def test_feed_declaring_entities_is_refused_instead_of_expanded():
         parse_feed(ENTITY_BOMB)
 
 
+def test_feed_with_a_plain_doctype_line_is_still_read():
+    legacy = RSS_FEED.replace(
+        b"<rss ", b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" "rss-0.91.dtd">\n<rss ', 1
+    )
+    assert len(parse_feed(legacy)) == 2
+
+
 def test_document_that_is_no_feed_is_rejected():
     with pytest.raises(ValueError, match="not an RSS"):
         parse_feed(b"<html><body>hello</body></html>")

@@ -57,9 +57,10 @@ def parse_feed(document: bytes | str, fallback_source: str = "") -> list[Headlin
 
     `source` is the feed's own title, or `fallback_source` when it has none.
 
-    DTDs and entity declarations are refused (defusedxml), so a hostile feed cannot expand or fetch.
+    Entity declarations and external references are refused (defusedxml), so a hostile feed can
+    neither expand nor fetch; a plain DOCTYPE line, as old RSS feeds carry, is allowed.
     """
-    root = SafeET.fromstring(document, forbid_dtd=True)
+    root = SafeET.fromstring(document)
     if root.tag == f"{ATOM}feed":
         return _parse_atom(root, _plain(_text(root.find(f"{ATOM}title"))) or fallback_source)
     channel = root.find("channel")
