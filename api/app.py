@@ -18,6 +18,7 @@ from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.health import health, ready
 from api.middleware import RequestContextMiddleware, TrustedProxies
+from api.openapi import BEARER_SCHEME, forbid_unknown_properties
 from api.rate_limits import RateLimiter
 from quorum.database import Database, create_app_engine
 from quorum.logs import configure_logging
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Outermost, around Litestar's own exception handling: every response (404s included) carries
     # the request id, and every log line of the request can name it.
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler, TrustedProxies(settings.trusted_proxies))
+    forbid_unknown_properties(app.openapi_schema)  # built once here; /schema serves this same object
     return app
 
 
@@ -86,8 +88,7 @@ def openapi_config() -> OpenAPIConfig:
         path="/schema",
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
-            security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            security_schemes={BEARER_SCHEME: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
-        security=[{"BearerToken": []}],
         use_handler_docstrings=True,
     )

@@ -28,8 +28,10 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
 def requires(*scopes: Scope):  # noqa: ANN201 - a Litestar guard
     """A guard: the caller must hold every one of `scopes`."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal: Principal = connection.user
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = connection.scope.get("user")
+        if not isinstance(principal, Principal):  # e.g. a request the middleware does not authenticate
+            raise Unauthenticated("send an access token: `Authorization: Bearer <token>`")
         missing = [s.value for s in scopes if s not in principal.scopes]
         if missing:
             raise Forbidden(f"this credential lacks the scope(s): {', '.join(missing)}")

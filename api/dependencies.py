@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from tenants.accounts import AccountService
 from tenants.principal import Principal
@@ -24,3 +24,7 @@ DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "accounts": Provide(provide_accounts, sync_to_thread=False),
 }
+
+# Annotations for handler parameters: `principal: CurrentPrincipal`, `accounts: Accounts`.
+CurrentPrincipal = NamedDependency[Principal]
+Accounts = NamedDependency[AccountService]

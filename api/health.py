@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from api.auth import PUBLIC
 from api.errors import FieldError, problem_response
+from api.openapi import problems
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -22,7 +23,7 @@ class Readiness(msgspec.Struct, frozen=True):
     checks: dict[str, str]
 
 
-@get("/health", opt=PUBLIC, tags=["health"], summary="The process is alive", security=[])
+@get("/health", opt=PUBLIC, tags=["health"], summary="The process is alive")
 async def health() -> Health:
     return Health(status="ok")
 
@@ -36,7 +37,7 @@ async def _check_redis(request: Request[Any, Any, Any]) -> None:
     await request.app.state.redis.ping()
 
 
-@get("/ready", opt=PUBLIC, tags=["health"], security=[],
+@get("/ready", opt=PUBLIC, tags=["health"], responses=problems(503),
      summary="PostgreSQL and Redis are reachable (503 names the one that is not)")
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
     checks = {"postgres": _check_postgres, "redis": _check_redis}

@@ -68,6 +68,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def effective_log_format(self) -> str:
         return self.log_format or ("json" if self.is_production else "console")
 
+    def as_environ(self) -> dict[str, str]:
+        """These settings as the environment variables that `load_settings` reads (for child processes)."""
+        env: dict[str, str] = {}
+        for field in msgspec.structs.fields(self):
+            value = getattr(self, field.name)
+            env[field.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env
+
     def check(self) -> None:
         """Refuse to run with a configuration that would be unsafe; say which setting is wrong."""
         problems: list[str] = []

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +21,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from psycopg import sql
 
-from quorum.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from quorum.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, wait_for_port
 from quorum.settings import Settings, load_settings
 from tenants.db_commands import bootstrap
 
@@ -37,34 +39,39 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_urls() -> Iterator[tuple[str, str]]:
-    """(PostgreSQL admin URL, Redis URL) of real servers for this test session."""
+def scratch_dir() -> Iterator[Path]:
     # Not pytest's tmp_path: its root is private to root, and PostgreSQL runs as another user.
     scratch = Path(tempfile.mkdtemp(prefix="quorum-test-"))
-    database_url = os.environ.get("DATABASE_URL")
-    redis_url = os.environ.get("REDIS_URL")
-    started: list[EmbeddedPostgres | EmbeddedRedis] = []
-    if not database_url:
-        pg = EmbeddedPostgres(scratch / "postgres", free_port())
-        pg.start()
-        started.append(pg)
-        database_url = pg.url
-    if not redis_url:
-        rd = EmbeddedRedis(scratch / "redis", free_port())
-        rd.start()
-        started.append(rd)
-        redis_url = rd.url
-    try:
-        yield database_url, redis_url
-    finally:
-        for server in reversed(started):
-            server.destroy() if isinstance(server, EmbeddedPostgres) else server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+    yield scratch
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def redis_url(server_urls: tuple[str, str]) -> str:
-    return server_urls[1]
+def postgres_admin_url(scratch_dir: Path) -> Iterator[str]:
+    """A real PostgreSQL server: DATABASE_URL's, else an embedded one for this session."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    pg = EmbeddedPostgres(scratch_dir / "postgres", free_port())
+    pg.start()
+    try:
+        yield pg.url
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_url(scratch_dir: Path) -> Iterator[str]:
+    """A real Redis server: REDIS_URL's, else an embedded one for this session."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    server = EmbeddedRedis(scratch_dir / "redis", free_port())
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settings:
@@ -82,8 +89,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settin
 
 
 @pytest.fixture(scope="session")
-def settings(server_urls: tuple[str, str]) -> Iterator[Settings]:
-    admin_url, redis = server_urls
+def settings(postgres_admin_url: str, redis_url: str) -> Iterator[Settings]:
+    admin_url, redis = postgres_admin_url, redis_url
     name = f"quorum_test_{uuid.uuid4().hex[:10]}"
     test_settings = make_settings(_with_database(admin_url, name), redis)
     bootstrap(test_settings)
@@ -136,3 +143,22 @@ async def register(client: AsyncTestClient[Litestar], email: str | None = None) 
 @pytest.fixture
 async def account(client: AsyncTestClient[Litestar]) -> Account:
     return await register(client)
+
+
+def child_environ(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment for a real subprocess (API server, Celery worker) that uses these settings."""
+    return {**os.environ, **settings.as_environ(), "PYTHONPATH": str(REPO_ROOT), **extra}
+
+
+@pytest.fixture(scope="session")
+def api_server(settings: Settings) -> Iterator[str]:
+    """A real API server process (uvicorn) on a free port; yields its base URL."""
+    port = free_port()
+    env = child_environ(settings, PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "-m", "quorum.cli", "serve"], env=env, cwd=REPO_ROOT)
+    try:
+        wait_for_port(port, 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(15)

@@ -18,9 +18,11 @@ from api.accounts.schemas import (
     TokenResponse,
 )
 from api.auth import PUBLIC, requires
-from tenants.accounts import AccountService, ClientInfo, TokenPair, normalise_email
+from api.dependencies import Accounts, CurrentPrincipal
+from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
+from tenants.accounts import ClientInfo, TokenPair, normalise_email
 from tenants.errors import TooManyRequests
-from tenants.principal import Principal, Scope
+from tenants.principal import Scope
 
 
 def _client(request: Request[Any, Any, Any]) -> ClientInfo:
@@ -37,15 +39,16 @@ class AuthController(Controller):
     path = "/v1/auth"
     tags = ["auth"]
 
-    @post("/register", opt=PUBLIC, status_code=HTTP_201_CREATED, security=[],
-          summary="Create an account: a new tenant and its owner", raises=[])
+    @post("/register", opt=PUBLIC, status_code=HTTP_201_CREATED,
+          summary="Create an account: a new tenant and its owner", responses=problems(BODY, BACKEND, 409))
     async def register(self, data: RegisterRequest, request: Request[Any, Any, Any],
-                       accounts: AccountService) -> TokenResponse:
+                       accounts: Accounts) -> TokenResponse:
         return _tokens(await accounts.register(data.email, data.password, data.tenant_name, _client(request)))
 
-    @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, security=[], summary="Log in with email and password")
+    @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, summary="Log in with email and password",
+          responses=problems(BODY, BACKEND, 401, 429))
     async def login(self, data: LoginRequest, request: Request[Any, Any, Any],
-                    accounts: AccountService) -> TokenResponse:
+                    accounts: Accounts) -> TokenResponse:
         settings = request.app.state.settings
         client = _client(request)
         account_key = "login:acct:" + hashlib.sha256(normalise_email(data.email).encode()).hexdigest()[:32]
@@ -60,15 +63,16 @@ class AuthController(Controller):
         await request.app.state.rate_limiter.reset(account_key)
         return _tokens(pair)
 
-    @post("/refresh", opt=PUBLIC, status_code=HTTP_200_OK, security=[],
-          summary="Exchange a refresh token for a new pair (each refresh token works once)")
+    @post("/refresh", opt=PUBLIC, status_code=HTTP_200_OK,
+          summary="Exchange a refresh token for a new pair (each refresh token works once)",
+          responses=problems(BODY, BACKEND, 401))
     async def refresh(self, data: RefreshRequest, request: Request[Any, Any, Any],
-                      accounts: AccountService) -> TokenResponse:
+                      accounts: Accounts) -> TokenResponse:
         return _tokens(await accounts.refresh(data.refresh_token, _client(request)))
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires(Scope.ACCOUNT)],
-          summary="End this session")
-    async def logout(self, principal: Principal, accounts: AccountService) -> None:
+          summary="End this session", responses=problems(AUTHENTICATED, BACKEND), security=BEARER)
+    async def logout(self, principal: CurrentPrincipal, accounts: Accounts) -> None:
         await accounts.logout(principal)
 
 
@@ -76,16 +80,17 @@ class MeController(Controller):
     path = "/v1/me"
     tags = ["account"]
     guards = [requires(Scope.ACCOUNT)]
+    security = BEARER
 
-    @get("/", summary="The calling user and their tenant")
-    async def me(self, principal: Principal, accounts: AccountService) -> MeResponse:
+    @get("/", summary="The calling user and their tenant", responses=problems(AUTHENTICATED, BACKEND))
+    async def me(self, principal: CurrentPrincipal, accounts: Accounts) -> MeResponse:
         user, tenant = await accounts.me(principal)
         return MeResponse(id=user.id, email=user.email, role=user.role,
                           tenant=TenantView(id=tenant.id, name=tenant.name),
                           created_at=user.created_at, last_login_at=user.last_login_at)
 
-    @post("/password", status_code=HTTP_204_NO_CONTENT,
+    @post("/password", status_code=HTTP_204_NO_CONTENT, responses=problems(BODY, AUTHENTICATED, BACKEND),
           summary="Change the password; every other session is ended")
-    async def change_password(self, data: ChangePasswordRequest, principal: Principal,
-                              accounts: AccountService) -> None:
+    async def change_password(self, data: ChangePasswordRequest, principal: CurrentPrincipal,
+                              accounts: Accounts) -> None:
         await accounts.change_password(principal, data.current_password, data.new_password)

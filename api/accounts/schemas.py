@@ -8,7 +8,12 @@ from typing import Annotated
 
 import msgspec
 
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$",
+# Explicit ASCII classes rather than `\s`: Python's and JSON Schema's regex engines disagree on `\s`.
+EMAIL_PATTERN = (
+    r"^[ \t]*[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+[ \t]*$"
+)
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN,
                                     description="Email address; case and surrounding spaces are ignored")]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256, description="10 to 256 characters")]
 
