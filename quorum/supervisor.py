@@ -61,9 +61,13 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor()
 
     def on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+        # Ctrl-C may arrive twice (from the terminal and forwarded by `uv run`); stop once, in order.
+        if not supervisor.stopping:
+            supervisor.stopping = True
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (e.g. from a script)
     try:
         if not env.get("DATABASE_URL"):
             supervisor.postgres = EmbeddedPostgres(data_home / "postgres", args.pg_port)
