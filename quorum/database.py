@@ -33,9 +33,8 @@ def create_app_engine(settings: Settings) -> AsyncEngine:
         async_url(settings.app_database_url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "quorum"}, "command_timeout": 30},
+        connect_args={"server_settings": {"application_name": "quorum", "statement_timeout": "30000"}},
     )
 
 
