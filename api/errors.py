@@ -12,7 +12,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from tenants.errors import DomainError
 
@@ -134,6 +134,16 @@ def handle_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Respo
                             slug="dependency-unavailable", headers={"Retry-After": "2"})
 
 
+def handle_database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Problem]:
+    """A value PostgreSQL refuses (SQLSTATE class 22, data exception) is the client's input, not a crash."""
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", ""))
+    if sqlstate.startswith("22"):
+        return problem_response(request, 400, "A value in the request cannot be stored.", slug="invalid-value")
+    if exc.connection_invalidated:
+        return handle_unavailable(request, exc)
+    return handle_unexpected(request, exc)
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.exception("unhandled error", exc_info=exc)
     return problem_response(request, 500, "The server could not complete the request.")
@@ -147,6 +157,7 @@ EXCEPTION_HANDLERS = {
     InterfaceError: handle_unavailable,
     ConnectionError: handle_unavailable,
     TimeoutError: handle_unavailable,
+    DBAPIError: handle_database_error,
     ValidationException: handle_validation,
     HTTPException: handle_http,
     DomainError: handle_domain,

@@ -65,3 +65,10 @@ async def test_every_response_carries_its_request_id(client: AsyncTestClient) ->
     generated = await client.get("/v1/nowhere", headers={"X-Request-ID": "bad id with spaces\n"})
     assert generated.headers["x-request-id"] != "bad id with spaces"
     assert generated.json()["requestId"] == generated.headers["x-request-id"]
+
+
+async def test_nul_characters_are_refused_with_a_4xx(client: AsyncTestClient) -> None:
+    for path, body in (("/v1/auth/login", {"email": "a\u0000@example.com", "password": "x"}),
+                       ("/v1/auth/register", {"email": "a@example.com", "password": "long enough\u0000pw"})):
+        response = await client.post(path, json=body)
+        assert 400 <= response.status_code < 500, response.text

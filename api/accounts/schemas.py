@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -15,7 +15,15 @@ EMAIL_PATTERN = (
 )
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN,
                                     description="Email address; case and surrounding spaces are ignored")]
-Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256, description="10 to 256 characters")]
+NO_NUL = r"^[^\u0000]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge with a clear error
+
+
+def text(min_length: int, max_length: int, **meta: str) -> Any:
+    """A request string with length limits and no NUL characters."""
+    return Annotated[str, msgspec.Meta(min_length=min_length, max_length=max_length, pattern=NO_NUL, **meta)]
+
+
+Password = text(10, 256, description="10 to 256 characters")
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, rename="camel", frozen=True):
@@ -29,20 +37,20 @@ class Response(msgspec.Struct, rename="camel", frozen=True):
 class RegisterRequest(Request):
     email: Email
     password: Password
-    tenant_name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)] | None = None
+    tenant_name: text(1, 120) | None = None
 
 
 class LoginRequest(Request):
-    email: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    email: text(1, 320)
+    password: text(1, 256)
 
 
 class RefreshRequest(Request):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    refresh_token: text(1, 4096)
 
 
 class ChangePasswordRequest(Request):
-    current_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    current_password: text(1, 256)
     new_password: Password
 
 
