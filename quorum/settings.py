@@ -12,6 +12,9 @@ import msgspec
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
 DEV_APP_DB_PASSWORD = "quorum-app-dev"
+# Development-only defaults; production refuses them (see Settings.check).
+DEV_MASTER_KEYS = "dev:ZGV2LW9ubHktbWFzdGVyLWtleS1ub3Qtc2VjcmV0ISE="
+DEV_API_KEY_HASH_KEY = "dev-api-key-hash-key-not-secret"
 
 
 class Environment(enum.StrEnum):
@@ -35,6 +38,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     database_pool_size: int = 10
     redis_url: str = ""
     secret_key: str = DEV_SECRET_KEY
+    # "key-id:base64(32 bytes),older-id:base64(...)": the first wraps tenant data keys, all unwrap.
+    master_keys: str = DEV_MASTER_KEYS
+    # Keys the HMAC under which integrator API-key secrets are stored.
+    api_key_hash_key: str = DEV_API_KEY_HASH_KEY
+    api_key_rate_limit_per_minute: int = 600
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 86400
     login_attempts_per_account: int = 10
@@ -86,6 +94,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         if self.is_production:
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 problems.append("SECRET_KEY is missing, the development default, or shorter than 32 characters")
+            if not self.master_keys or self.master_keys == DEV_MASTER_KEYS:
+                problems.append("MASTER_KEYS is missing or the development default")
+            if self.api_key_hash_key == DEV_API_KEY_HASH_KEY or len(self.api_key_hash_key) < 32:
+                problems.append("API_KEY_HASH_KEY is missing, the development default, or shorter than 32 characters")
             if not self.database_app_url and self.database_app_password == DEV_APP_DB_PASSWORD:
                 problems.append("DATABASE_APP_URL (or DATABASE_APP_PASSWORD) is missing or the development default")
         if problems:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from quorum.settings import SettingsError, load_settings
+from tenants.vault import generate_master_key
 
 BASE = {"DATABASE_URL": "postgresql://owner@db/quorum", "REDIS_URL": "redis://cache:6379/0"}
 
@@ -23,9 +24,17 @@ def test_production_refuses_a_missing_database_url() -> None:
 
 def test_production_starts_with_real_secrets() -> None:
     settings = load_settings({**BASE, "ENVIRONMENT": "production", "SECRET_KEY": "s" * 48,
-                              "DATABASE_APP_URL": "postgresql://app:pw@db/quorum"})
+                              "DATABASE_APP_URL": "postgresql://app:pw@db/quorum",
+                              "MASTER_KEYS": "k1:" + generate_master_key(), "API_KEY_HASH_KEY": "h" * 40})
     settings.check()
     assert settings.effective_log_format == "json"
+
+
+def test_production_refuses_to_start_without_a_master_key() -> None:
+    settings = load_settings({**BASE, "ENVIRONMENT": "production", "SECRET_KEY": "s" * 48, "MASTER_KEYS": "",
+                              "DATABASE_APP_URL": "postgresql://app:pw@db/q", "API_KEY_HASH_KEY": "h" * 40})
+    with pytest.raises(SettingsError, match="MASTER_KEYS"):
+        settings.check()
 
 
 def test_bad_values_are_reported_by_name() -> None:
