@@ -78,6 +78,11 @@ class GptBrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     prices: dict[str, ModelPrice] = msgspec.field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     @property
+    def configured(self) -> bool:
+        """Whether a model was set up at all: a bot asking for GPT without one gets the rules brain."""
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
     def breaker_name(self) -> str:
         """Which upstream a circuit breaker guards: every worker calling the same model shares one."""
         return f"{self.openai_base_url or 'default'}|{self.openai_model}"
@@ -425,13 +430,15 @@ class GptBrain:
         details = u.prompt_tokens_details
         cached = (details.cached_tokens or 0) if details is not None else 0
         model = completion.model or self.config.openai_model
-        cost, note = estimate_cost(model, u.prompt_tokens, u.completion_tokens, cached, self.config.prices)
+        # Some OpenAI-compatible servers leave counts out; a missing count is 0, not a failed decision.
+        prompt, completion_tokens = u.prompt_tokens or 0, u.completion_tokens or 0
+        cost, note = estimate_cost(model, prompt, completion_tokens, cached, self.config.prices)
         return TokenUsage(
             tenant_id=tenant_id,
             bot_id=bot_id,
             model=model,
-            prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens,
+            prompt_tokens=prompt,
+            completion_tokens=completion_tokens,
             cached_tokens=cached,
             cost_usd=cost,
             at=datetime.now(UTC),
