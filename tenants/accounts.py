@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import msgspec
 from sqlalchemy import select, text, update
@@ -15,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from quorum.database import Database
+from tenants import audit
+from tenants.audit import AuditAction
+from tenants.context import TenantDatabase
 from tenants.errors import Conflict, Unauthenticated
 from tenants.models import AuthSession, RefreshToken, Tenant, User, UserRole
 from tenants.passwords import PasswordHashing
@@ -24,11 +25,6 @@ from tenants.tokens import ACCESS, REFRESH, InvalidToken, TokenSigner
 log = logging.getLogger(__name__)
 
 _FIND_LOGIN = text("SELECT user_id, tenant_id FROM auth_find_login(:email)")
-_LIVE_SESSION = text(
-    "SELECT 1 FROM auth_sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id "
-    "WHERE s.id = :sid AND u.id = :uid AND s.revoked_at IS NULL AND u.is_active AND t.is_active"
-)
-
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
@@ -53,6 +49,7 @@ class ClientInfo(msgspec.Struct, frozen=True):
 class AccountService:
     def __init__(self, db: Database, signer: TokenSigner, passwords: PasswordHashing) -> None:
         self.db = db
+        self.tenants = TenantDatabase(db)
         self.signer = signer
         self.passwords = passwords
 
@@ -69,15 +66,8 @@ class AccountService:
             scopes=ROLE_SCOPES.get(claims.role, frozenset()), session_id=claims.sid,
         )
 
-    @asynccontextmanager
-    async def transaction(self, principal: Principal) -> AsyncIterator[AsyncSession]:
-        """The caller's tenant transaction, opened only if its session and user are still active."""
-        async with self.db.transaction(principal.tenant_id) as session:
-            if principal.kind is PrincipalKind.USER:
-                live = await session.scalar(_LIVE_SESSION, {"sid": principal.session_id, "uid": principal.user_id})
-                if live is None:
-                    raise Unauthenticated("the session has ended; log in again")
-            yield session
+    def transaction(self, principal: Principal):  # noqa: ANN201 - see TenantDatabase.transaction
+        return self.tenants.transaction(principal)
 
     # -- registration and login --------------------------------------------------------------------
 
@@ -112,12 +102,18 @@ class AccountService:
         user_id, tenant_id = found
         async with self.db.transaction(tenant_id) as session:
             user = await session.get(User, user_id)
-        if user is None or not await self.passwords.verify(user.password_hash, password):
+        if user is None or not await self.passwords.verify(user.password_hash, password) or not user.is_active:
+            async with self.db.transaction(tenant_id) as session:
+                audit.record(session, tenant_id=tenant_id, actor_id=user_id, action=AuditAction.LOGIN_FAILED,
+                             target_type="user", target_id=user_id, client_ip=client.ip)
+            if user is not None and user.is_active is False:
+                raise Unauthenticated("this account is deactivated")
             raise Unauthenticated("wrong email or password")
-        if not user.is_active:
-            raise Unauthenticated("this account is deactivated")
         async with self.db.transaction(tenant_id) as session:
             await session.execute(update(User).where(User.id == user_id).values(last_login_at=utcnow()))
+            audit.record(session, tenant_id=tenant_id, actor_id=user_id, action=AuditAction.LOGIN,
+                         target_type="user", target_id=user_id, client_ip=client.ip,
+                         details={"userAgent": client.user_agent[:120]})
             return await self._open_session(session, user, client)
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> TokenPair:
@@ -142,6 +138,8 @@ class AccountService:
             if token.used_at is not None:
                 auth_session.revoked_at = utcnow()
                 auth_session.revoked_reason = "refresh_token_reuse"
+                audit.record(session, tenant_id=claims.tid, actor_id=user.id, action=AuditAction.REFRESH_TOKEN_REUSE,
+                             target_type="session", target_id=auth_session.id, client_ip=client.ip)
                 reuse_detected = True
             else:
                 token.used_at = utcnow()
@@ -168,7 +166,7 @@ class AccountService:
         assert user is not None and tenant is not None  # the live-session check found both
         return user, tenant
 
-    async def change_password(self, principal: Principal, current: str, new: str) -> None:
+    async def change_password(self, principal: Principal, current: str, new: str, client: ClientInfo) -> None:
         """Set a new password and end every other session of the user."""
         async with self.transaction(principal) as session:
             user = await session.get(User, principal.user_id)
@@ -186,6 +184,8 @@ class AccountService:
                        AuthSession.revoked_at.is_(None))
                 .values(revoked_at=utcnow(), revoked_reason="password_changed")
             )
+            audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.PASSWORD_CHANGED,
+                         target_type="user", target_id=user.id, client_ip=client.ip)
 
     # -- internals -------------------------------------------------------------------------------
 

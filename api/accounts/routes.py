@@ -25,7 +25,7 @@ from tenants.errors import TooManyRequests
 from tenants.principal import Scope
 
 
-def _client(request: Request[Any, Any, Any]) -> ClientInfo:
+def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
     return ClientInfo(ip=request.scope["state"].get("client_ip", ""),
                       user_agent=request.headers.get("user-agent", ""))
 
@@ -43,14 +43,14 @@ class AuthController(Controller):
           summary="Create an account: a new tenant and its owner", responses=problems(BODY, BACKEND, 409))
     async def register(self, data: RegisterRequest, request: Request[Any, Any, Any],
                        accounts: Accounts) -> TokenResponse:
-        return _tokens(await accounts.register(data.email, data.password, data.tenant_name, _client(request)))
+        return _tokens(await accounts.register(data.email, data.password, data.tenant_name, client_info(request)))
 
     @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, summary="Log in with email and password",
           responses=problems(BODY, BACKEND, 401, 429))
     async def login(self, data: LoginRequest, request: Request[Any, Any, Any],
                     accounts: Accounts) -> TokenResponse:
         settings = request.app.state.settings
-        client = _client(request)
+        client = client_info(request)
         account_key = "login:acct:" + hashlib.sha256(normalise_email(data.email).encode()).hexdigest()[:32]
         ip_key = f"login:ip:{client.ip}"
         wait = await request.app.state.rate_limiter.hit(
@@ -68,7 +68,7 @@ class AuthController(Controller):
           responses=problems(BODY, BACKEND, 401))
     async def refresh(self, data: RefreshRequest, request: Request[Any, Any, Any],
                       accounts: Accounts) -> TokenResponse:
-        return _tokens(await accounts.refresh(data.refresh_token, _client(request)))
+        return _tokens(await accounts.refresh(data.refresh_token, client_info(request)))
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires(Scope.ACCOUNT)],
           summary="End this session", responses=problems(AUTHENTICATED, BACKEND), security=BEARER)
@@ -92,5 +92,5 @@ class MeController(Controller):
     @post("/password", status_code=HTTP_204_NO_CONTENT, responses=problems(BODY, AUTHENTICATED, BACKEND),
           summary="Change the password; every other session is ended")
     async def change_password(self, data: ChangePasswordRequest, principal: CurrentPrincipal,
-                              accounts: Accounts) -> None:
-        await accounts.change_password(principal, data.current_password, data.new_password)
+                              accounts: Accounts, request: Request[Any, Any, Any]) -> None:
+        await accounts.change_password(principal, data.current_password, data.new_password, client_info(request))
