@@ -12,8 +12,9 @@ from redis.asyncio import Redis
 from workers.agents.insight import AgentName, Headline, Insight, Level
 from workers.brain.breaker import RedisCircuitBreaker
 from workers.brain.gpt import GptBrainConfig
-from workers.brain.risk import AccountState, MarketRules, RiskConfig
+from workers.brain.risk import AccountState, RiskConfig
 from workers.brain.service import BotConfig, BrainKind, DecisionInputs
+from workers.exchanges.base import MarketRules
 
 SYMBOL = "ETH/USDT"
 OTHER_SYMBOL = "BTC/USDT"
@@ -79,7 +80,7 @@ def inputs(**overrides: Any) -> DecisionInputs:
         price=PRICE,
         insights=insights(),
         account=AccountState(equity=10_000.0, open_positions=0, pnl_today=0.0),
-        market=MarketRules(amount_step=0.001, price_tick=0.01, min_amount=0.001, min_notional=10.0),
+        market=MarketRules(symbol=SYMBOL, amount_step=0.001, price_tick=0.01, min_amount=0.001, min_notional=10.0),
     )
     return msgspec.structs.replace(base, **overrides)
 

@@ -9,11 +9,11 @@ from workers.brain.risk import (
     AccountState,
     AdjustmentKind,
     Guarded,
-    MarketRules,
     RiskConfig,
     RiskRule,
     guard,
 )
+from workers.exchanges.base import MarketRules
 
 SYMBOL = "ETH/USDT"
 CONFIG = RiskConfig(max_leverage=3.0, risk_per_trade_pct=1.0, max_open_positions=2, daily_loss_limit_pct=3.0)
@@ -30,6 +30,12 @@ def short(**fields: object) -> Decision:
     base: dict[str, object] = {"entry": 100.0, "stop_loss": 104.0, "take_profit": 92.0, "leverage": 1.0}
     base.update(fields)
     return Decision(Action.OPEN_SHORT, SYMBOL, 0.7, **base)  # type: ignore[arg-type]
+
+
+def rules_for(**rules: float) -> MarketRules:
+    """The exchange's rules for SYMBOL; those not given are absent (None)."""
+    absent = {"min_amount": None, "amount_step": None, "price_tick": None, "min_notional": None}
+    return MarketRules(symbol=SYMBOL, **{**absent, **rules})
 
 
 def rules(result: Guarded, kind: AdjustmentKind) -> list[RiskRule]:
@@ -120,7 +126,7 @@ def test_shorts_are_vetoed_when_the_bot_is_long_only() -> None:
 
 
 def test_size_rounds_down_to_the_amount_step_and_prices_to_the_tick() -> None:
-    market = MarketRules(amount_step=0.01, price_tick=0.05, min_amount=0.01, min_notional=5.0)
+    market = rules_for(amount_step=0.01, price_tick=0.05, min_amount=0.01, min_notional=5.0)
     result = guard(long(entry=100.02, stop_loss=96.97, take_profit=108.03), CONFIG, ACCOUNT, market)
     d = result.decision
     assert d.entry == pytest.approx(100.0)
@@ -133,14 +139,14 @@ def test_size_rounds_down_to_the_amount_step_and_prices_to_the_tick() -> None:
 
 
 def test_short_stop_rounds_up_to_the_tick() -> None:
-    market = MarketRules(price_tick=0.5)
+    market = rules_for(price_tick=0.5)
     result = guard(short(stop_loss=104.2), CONFIG, ACCOUNT, market)
     assert result.decision.stop_loss == 104.5
 
 
 def test_size_below_the_minimum_notional_is_vetoed() -> None:
     small = AccountState(equity=50.0)
-    market = MarketRules(amount_step=0.001, min_notional=10.0)
+    market = rules_for(amount_step=0.001, min_notional=10.0)
     # 0.5 risked over a 4.0 stop: 0.125 units, a notional of 12.5 ≥ 10 — allowed.
     assert guard(long(), CONFIG, small, market).decision.action == Action.OPEN_LONG
     # Over a 40.0 stop: 0.0125 → 0.012 units, a notional of 1.2 < 10 — vetoed.
@@ -150,7 +156,7 @@ def test_size_below_the_minimum_notional_is_vetoed() -> None:
 
 
 def test_size_rounded_to_zero_is_vetoed_as_below_the_minimum_amount() -> None:
-    market = MarketRules(amount_step=1.0, min_amount=1.0)
+    market = rules_for(amount_step=1.0, min_amount=1.0)
     result = guard(long(), CONFIG, AccountState(equity=100.0), market)  # 0.25 units → 0
     assert result.decision.action == Action.WAIT
     assert rules(result, AdjustmentKind.VETO) == [RiskRule.MIN_AMOUNT]
@@ -169,3 +175,10 @@ def test_no_equity_vetoes_opening() -> None:
 def test_wait_passes_unchanged() -> None:
     wait = Decision(Action.WAIT, SYMBOL, 0.0)
     assert guard(wait, CONFIG, ACCOUNT) == Guarded(wait, ())
+
+
+def test_leverage_is_also_capped_by_the_exchange_maximum() -> None:
+    market = rules_for(max_leverage=2.0)
+    result = guard(long(leverage=3.0), CONFIG, ACCOUNT, market)
+    assert result.decision.leverage == 2.0
+    assert RiskRule.LEVERAGE_CAP in rules(result, AdjustmentKind.CLAMP)

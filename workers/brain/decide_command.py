@@ -18,7 +18,7 @@ from workers.brain.breaker import CircuitBreaker, LocalOnlyBreaker
 from workers.brain.budget import LocalOnlyBudget, TokenBudget
 from workers.brain.decision import Decision
 from workers.brain.gpt import GptBrain, GptBrainConfig
-from workers.brain.risk import AccountState, MarketRules, RiskConfig
+from workers.brain.risk import AccountState, RiskConfig
 from workers.brain.service import (
     BotConfig,
     BrainKind,
@@ -27,6 +27,7 @@ from workers.brain.service import (
     decide,
     shared_breaker_and_budget,
 )
+from workers.exchanges.base import MarketRules
 
 # The tenant and bot a local run stands for: budget keys in Redis are counted under them.
 LOCAL_TENANT = uuid.UUID(int=0)
@@ -209,10 +210,11 @@ def run(args: argparse.Namespace) -> int:
         insights=tuple(insights),
         account=AccountState(equity=args.equity, open_positions=args.open_positions, pnl_today=args.pnl_today),
         market=MarketRules(
-            amount_step=args.amount_step,
-            price_tick=args.price_tick,
-            min_amount=args.min_amount,
-            min_notional=args.min_notional,
+            symbol=symbol,
+            amount_step=args.amount_step or None,
+            price_tick=args.price_tick or None,
+            min_amount=args.min_amount or None,
+            min_notional=args.min_notional or None,
         ),
     )
     outcome, coordination = asyncio.run(_decide(bot, inputs, gpt_config, settings.redis_url))

@@ -6,7 +6,7 @@ For an OPEN_LONG / OPEN_SHORT, in this order (the first veto turns the decision 
 2. Shorts the bot does not allow, and `max_open_positions` already reached, veto opening.
 3. Entry: the decision's, else the current price. A stop-loss is required and must lie on the losing
    side of the entry; a take-profit on the wrong side is dropped.
-4. Leverage is clamped to [1, `max_leverage`].
+4. Leverage is clamped to [1, the bot's `max_leverage`], and to the exchange's maximum when known.
 5. Prices are rounded to the price tick (the stop away from the entry, so the risk is never understated).
 6. Size = equity x `risk_per_trade_pct` / stop distance, capped by equity x leverage / entry, rounded
    DOWN to the amount step; vetoed when below the minimum amount or the minimum notional.
@@ -22,6 +22,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 import msgspec
 
 from workers.brain.decision import Action, Decision
+from workers.exchanges.base import MarketRules
 
 OPENING = (Action.OPEN_LONG, Action.OPEN_SHORT)
 
@@ -42,15 +43,6 @@ class AccountState(msgspec.Struct, frozen=True, kw_only=True):
     equity: float
     open_positions: int = 0
     pnl_today: float = 0.0  # realised + unrealised since 00:00 UTC; negative is a loss
-
-
-class MarketRules(msgspec.Struct, frozen=True, kw_only=True):
-    """The exchange's order rules for one market; 0 means no such rule."""
-
-    amount_step: float = 0.0  # base units, e.g. 0.0001
-    price_tick: float = 0.0
-    min_amount: float = 0.0
-    min_notional: float = 0.0  # quote currency
 
 
 class RiskRule(enum.StrEnum):
@@ -117,11 +109,16 @@ def guard(
     decision: Decision,
     config: RiskConfig,
     account: AccountState,
-    market: MarketRules = MarketRules(),
+    market: MarketRules | None = None,
     price: float | None = None,
 ) -> Guarded:
-    """Apply `config`, the account and the market rules to `decision` (see the module docstring)."""
+    """Apply `config`, the account and the exchange's rules for the market (if known) to `decision`."""
     adjustments: list[Adjustment] = []
+    tick = (market.price_tick if market else None) or 0.0
+    amount_step = (market.amount_step if market else None) or 0.0
+    min_amount = (market.min_amount if market else None) or 0.0
+    min_notional = (market.min_notional if market else None) or 0.0
+    exchange_max_leverage = (market.max_leverage if market else None) or math.inf
 
     def clamp(rule: RiskRule, detail: str) -> None:
         adjustments.append(Adjustment(AdjustmentKind.CLAMP, rule, detail))
@@ -133,10 +130,10 @@ def guard(
         return Guarded(wait, tuple(adjustments))
 
     if decision.action == Action.HOLD:
-        if _finite(decision.stop_loss) and market.price_tick > 0:
-            stop = _to_step(decision.stop_loss, market.price_tick, ROUND_HALF_EVEN)
+        if _finite(decision.stop_loss) and tick > 0:
+            stop = _to_step(decision.stop_loss, tick, ROUND_HALF_EVEN)
             if stop != decision.stop_loss:
-                clamp(RiskRule.PRICE_TICK, f"stop {decision.stop_loss:.10g} → {stop:.10g} (tick {market.price_tick:g})")
+                clamp(RiskRule.PRICE_TICK, f"stop {decision.stop_loss:.10g} → {stop:.10g} (tick {tick:g})")
                 decision = msgspec.structs.replace(decision, stop_loss=stop)
         return Guarded(decision, tuple(adjustments))
     if decision.action not in OPENING:
@@ -174,13 +171,13 @@ def guard(
         target = None
 
     leverage = decision.leverage if _finite(decision.leverage) else 1.0
-    capped = min(max(leverage, 1.0), max(config.max_leverage, 1.0))
+    cap = max(min(config.max_leverage, exchange_max_leverage), 1.0)
+    capped = min(max(leverage, 1.0), cap)
     if capped != decision.leverage:
-        clamp(RiskRule.LEVERAGE_CAP, f"leverage {decision.leverage:g} → {capped:g} (cap {config.max_leverage:g})")
+        clamp(RiskRule.LEVERAGE_CAP, f"leverage {decision.leverage:g} → {capped:g} (cap {cap:g})")
     leverage = capped
 
-    if market.price_tick > 0:
-        tick = market.price_tick
+    if tick > 0:
         rounded_entry = _to_step(entry, tick, ROUND_HALF_EVEN)
         rounded_stop = _to_step(stop, tick, ROUND_FLOOR if long else ROUND_CEILING)
         rounded_target = _to_step(target, tick, ROUND_HALF_EVEN) if target is not None else None
@@ -204,18 +201,16 @@ def guard(
     else:
         adjustments.append(Adjustment(AdjustmentKind.SIZED, RiskRule.RISK_PER_TRADE, f"size {size:.10g}: {detail}"))
 
-    if market.amount_step > 0:
-        stepped = _to_step(size, market.amount_step, ROUND_FLOOR)
+    if amount_step > 0:
+        stepped = _to_step(size, amount_step, ROUND_FLOOR)
         if stepped != size:
-            clamp(RiskRule.AMOUNT_STEP, f"size {size:.10g} → {stepped:.10g} (rounded down to {market.amount_step:g})")
+            clamp(RiskRule.AMOUNT_STEP, f"size {size:.10g} → {stepped:.10g} (rounded down to {amount_step:g})")
         size = stepped
-    if size <= 0 or size < market.min_amount:
-        return veto(RiskRule.MIN_AMOUNT, f"size {size:.10g} is below the minimum amount {market.min_amount:g}")
+    if size <= 0 or size < min_amount:
+        return veto(RiskRule.MIN_AMOUNT, f"size {size:.10g} is below the minimum amount {min_amount:g}")
     notional = size * entry
-    if notional < market.min_notional:
-        return veto(
-            RiskRule.MIN_NOTIONAL, f"notional {notional:.10g} is below the exchange minimum {market.min_notional:g}"
-        )
+    if notional < min_notional:
+        return veto(RiskRule.MIN_NOTIONAL, f"notional {notional:.10g} is below the exchange minimum {min_notional:g}")
 
     final = msgspec.structs.replace(
         decision, entry=entry, stop_loss=stop, take_profit=target, leverage=leverage, size=size

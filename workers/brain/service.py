@@ -23,9 +23,10 @@ from workers.brain.breaker import BreakerState, CircuitBreaker, CoordinationUnav
 from workers.brain.budget import RedisTokenBudget, TokenBudget
 from workers.brain.decision import Decision
 from workers.brain.gpt import FallbackReason, GptBrain, GptBrainConfig, GptProposal, GptResult, TokenUsage
-from workers.brain.risk import AccountState, Adjustment, MarketRules, RiskConfig, guard
+from workers.brain.risk import AccountState, Adjustment, RiskConfig, guard
 from workers.brain.rules import RulesBrain, RulesParams
 from workers.brain.validation import BotConstraints, IssueOutcome, ValidationIssue, validate_proposal
+from workers.exchanges.base import MarketRules
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class DecisionInputs(msgspec.Struct, frozen=True, kw_only=True):
     price: float | None
     insights: tuple[Insight, ...]
     account: AccountState
-    market: MarketRules = MarketRules()
+    market: MarketRules | None = None  # the exchange's order rules; None: unknown (no rounding, no minimums)
     position: OpenPosition | None = None
     headlines: tuple[Headline, ...] = ()
 
