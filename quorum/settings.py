@@ -43,6 +43,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Keys the HMAC under which integrator API-key secrets are stored.
     api_key_hash_key: str = DEV_API_KEY_HASH_KEY
     api_key_rate_limit_per_minute: int = 600
+    # How long linking a key waits for a worker to check it with the exchange.
+    key_check_timeout_seconds: float = 20.0
+    # Test servers in place of exchanges' APIs: "bybit=http://127.0.0.1:9000,binance=...". Empty in production.
+    exchange_api_overrides: str = ""
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 86400
     login_attempts_per_account: int = 10

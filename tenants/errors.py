@@ -42,3 +42,10 @@ class TooManyRequests(DomainError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(int(retry_after), 1))})
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(DomainError):
+    status, slug, title = 503, "dependency-unavailable", "Temporarily unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})

@@ -100,6 +100,8 @@ class ExchangeKey(TenantOwned, Base):
     exchange: Mapped[str] = mapped_column(String(40))
     label: Mapped[str] = mapped_column(String(80))
     testnet: Mapped[bool] = mapped_column(Boolean, default=False)
+    # `checking` while a worker asks the exchange what the key may do; `active` once accepted.
+    status: Mapped[str] = mapped_column(String(16), default="checking")
     api_key_last4: Mapped[str] = mapped_column(String(4), default="")
     api_key_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)

@@ -154,7 +154,8 @@ def child_environ(settings: Settings, **extra: str) -> dict[str, str]:
 def api_server(settings: Settings) -> Iterator[str]:
     """A real API server process (uvicorn) on a free port; yields its base URL."""
     port = free_port()
-    env = child_environ(settings, PORT=str(port))
+    # No worker runs beside this server: linking a real exchange key gives up (503) after a moment.
+    env = child_environ(settings, PORT=str(port), KEY_CHECK_TIMEOUT_SECONDS="0.5")
     proc = subprocess.Popen([sys.executable, "-m", "quorum.cli", "serve"], env=env, cwd=REPO_ROOT)
     try:
         wait_for_port(port, 60)

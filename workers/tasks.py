@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
+import msgspec
 import redis
 
 from quorum.settings import get_settings
@@ -29,3 +31,14 @@ def dispatch() -> None:
     finally:
         client.close()
     log.info("dispatcher tick")
+
+
+@app.task(name="quorum.check_exchange_key", acks_late=False, time_limit=60, soft_time_limit=45)
+def check_exchange_key(tenant_id: str, key_id: str) -> dict[str, object]:
+    """Ask the exchange what a just-linked key may do. Arguments are ids; the secret never travels."""
+    from workers.key_check import check_exchange_key as check
+    from workers.runtime import runtime
+
+    rt = runtime()
+    outcome = rt.run(check(rt, uuid.UUID(tenant_id), uuid.UUID(key_id)), timeout=40)
+    return msgspec.to_builtins(outcome)

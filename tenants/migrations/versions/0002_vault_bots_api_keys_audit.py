@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("exchange", sa.String(length=40), nullable=False),
         sa.Column("label", sa.String(length=80), nullable=False),
         sa.Column("testnet", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("api_key_last4", sa.String(length=4), nullable=False),
         sa.Column("api_key_ciphertext", sa.LargeBinary(), nullable=True),
         sa.Column("secret_ciphertext", sa.LargeBinary(), nullable=True),

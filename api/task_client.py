@@ -1,0 +1,40 @@
+"""Sending Celery tasks by name: the API never imports the trading code it asks workers to run."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+import anyio
+import msgspec
+from celery import Celery
+
+from quorum.settings import Settings
+from tenants.exchange_keys import KeyCheckOutcome
+
+
+def create_task_client(settings: Settings) -> Celery:
+    client = Celery("quorum-api", broker=settings.redis_url, backend=settings.redis_url)
+    client.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json",
+                       broker_connection_retry_on_startup=True)
+    return client
+
+
+class CeleryKeyCheck:
+    """KeyCheckGateway over Celery: ids go to a worker; what the exchange said comes back."""
+
+    def __init__(self, client: Celery, timeout: float) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    async def check(self, tenant_id: uuid.UUID, key_id: uuid.UUID) -> KeyCheckOutcome:
+        result = await anyio.to_thread.run_sync(
+            # Expires with our patience: a worker that picks it up later would check a key already destroyed.
+            partial(self.client.send_task, "quorum.check_exchange_key", args=[str(tenant_id), str(key_id)],
+                    expires=self.timeout)
+        )
+        try:
+            value = await anyio.to_thread.run_sync(partial(result.get, timeout=self.timeout, propagate=True))
+        finally:
+            result.forget()
+        return msgspec.convert(value, KeyCheckOutcome)
