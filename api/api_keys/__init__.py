@@ -1,0 +1,1 @@
+"""Integrator API keys: create (shown once), list, revoke."""
