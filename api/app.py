@@ -13,20 +13,30 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.accounts.routes import AuthController, MeController
+from api.api_keys.routes import ApiKeyController
+from api.audit.routes import list_audit_events
 from api.auth import BearerAuthenticationMiddleware
+from api.bots.routes import BotConfigController, BotController
 from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
+from api.exchange_keys.routes import ExchangeKeyController
 from api.health import health, ready
-from api.middleware import RequestContextMiddleware, TrustedProxies
+from api.middleware import MethodIndex, RequestContextMiddleware, TrustedProxies
 from api.openapi import BEARER_SCHEME, forbid_unknown_properties
 from api.rate_limits import RateLimiter
+from api.task_client import CeleryKeyCheck, create_task_client
 from quorum.database import Database, create_app_engine
 from quorum.logs import configure_logging
 from quorum.redis import create_redis
 from quorum.settings import Settings, get_settings
 from tenants.accounts import AccountService
+from tenants.api_keys import ApiKeyService
+from tenants.bots import BotService
+from tenants.context import TenantDatabase
+from tenants.exchange_keys import ExchangeKeyService
 from tenants.passwords import PasswordHashing
 from tenants.tokens import TokenSigner
+from tenants.vault import LocalMasterKeys, Vault
 
 API_VERSION = "1.0.0"
 
@@ -48,14 +58,26 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TokenSigner(settings.secret_key, settings.access_token_ttl_seconds, settings.refresh_token_ttl_seconds),
             PasswordHashing(settings.password_hash_threads),
         )
+        app.state.api_keys = ApiKeyService(
+            database, redis, settings.api_key_hash_key, settings.api_key_rate_limit_per_minute
+        )
+        app.state.bots = BotService(TenantDatabase(database))
+        tasks = create_task_client(settings)
+        app.state.exchange_keys = ExchangeKeyService(
+            TenantDatabase(database),
+            Vault(LocalMasterKeys.from_setting(settings.master_keys)),
+            CeleryKeyCheck(tasks, settings.key_check_timeout_seconds),
+        )
         try:
             yield
         finally:
+            tasks.close()
             await redis.aclose()
             await database.dispose()
 
     app = Litestar(
-        route_handlers=[health, ready, AuthController, MeController],
+        route_handlers=[health, ready, AuthController, MeController, ApiKeyController, ExchangeKeyController,
+                        BotController, BotConfigController, list_audit_events],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies=DEPENDENCIES,
@@ -75,7 +97,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outermost, around Litestar's own exception handling: every response (404s included) carries
     # the request id, and every log line of the request can name it.
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, TrustedProxies(settings.trusted_proxies))
+    app.asgi_handler = RequestContextMiddleware(
+        app.asgi_handler, TrustedProxies(settings.trusted_proxies), MethodIndex.from_app(app)
+    )
     forbid_unknown_properties(app.openapi_schema)  # built once here; /schema serves this same object
     return app
 

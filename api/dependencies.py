@@ -9,6 +9,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from tenants.accounts import AccountService
+from tenants.api_keys import ApiKeyService
+from tenants.bots import BotService
 from tenants.principal import Principal
 
 
@@ -20,11 +22,23 @@ def provide_accounts(state: State) -> AccountService:
     return state.accounts
 
 
+def provide_api_keys(state: State) -> ApiKeyService:
+    return state.api_keys
+
+
+def provide_bots(state: State) -> BotService:
+    return state.bots
+
+
 DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "accounts": Provide(provide_accounts, sync_to_thread=False),
+    "api_keys": Provide(provide_api_keys, sync_to_thread=False),
+    "bots": Provide(provide_bots, sync_to_thread=False),
 }
 
 # Annotations for handler parameters: `principal: CurrentPrincipal`, `accounts: Accounts`.
 CurrentPrincipal = NamedDependency[Principal]
 Accounts = NamedDependency[AccountService]
+ApiKeys = NamedDependency[ApiKeyService]
+Bots = NamedDependency[BotService]

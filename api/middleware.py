@@ -38,10 +38,36 @@ class TrustedProxies:
         return peer
 
 
+class MethodIndex:
+    """Which methods each path template allows. Litestar's automatic OPTIONS answer lists only part
+    of them when a path's handlers are merged from several routes, so OPTIONS is answered from here."""
+
+    def __init__(self, routes: list[tuple[re.Pattern[str], str]]) -> None:
+        self.routes = routes
+
+    @classmethod
+    def from_app(cls, app: Any) -> MethodIndex:
+        merged: dict[str, set[str]] = {}
+        for route in app.routes:
+            merged.setdefault(route.path, set()).update(getattr(route, "methods", ()))
+        patterns = []
+        for template, methods in merged.items():
+            regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            patterns.append((re.compile(f"^{regex}/?$"), ", ".join(sorted(methods | {"OPTIONS"}))))
+        return cls(patterns)
+
+    def allowed(self, path: str) -> str | None:
+        for pattern, allow in self.routes:
+            if pattern.match(path):
+                return allow
+        return None
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: Any, proxies: TrustedProxies) -> None:
+    def __init__(self, app: Any, proxies: TrustedProxies, methods: MethodIndex | None = None) -> None:
         self.app = app
         self.proxies = proxies
+        self.methods = methods
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -67,6 +93,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            allow = self.methods.allowed(scope["path"]) if self.methods and scope["method"] == "OPTIONS" else None
+            if allow is not None:
+                await send_with_id({"type": "http.response.start", "status": 204,
+                                    "headers": [(b"allow", allow.encode())]})
+                await send_with_id({"type": "http.response.body", "body": b""})
+                return
             await self.app(scope, receive, send_with_id)
         finally:
             log.info(

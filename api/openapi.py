@@ -16,7 +16,7 @@ BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 
 # What any route that reads a JSON body or touches PostgreSQL/Redis may answer.
 BODY = (400, 413, 422)
-AUTHENTICATED = (401, 403)
+AUTHENTICATED = (401, 403, 429)  # 429: an API key over its per-key rate limit
 BACKEND = (503,)
 
 

@@ -6,6 +6,7 @@ import enum
 import uuid
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenants.models import AuditEvent
@@ -51,3 +52,11 @@ def record(
         tenant_id=tenant_id, actor_type=actor_type, actor_id=actor_id, action=action,
         target_type=target_type, target_id=target_id, client_ip=client_ip[:64], details=details or {},
     ))
+
+
+async def page(session: AsyncSession, *, limit: int, before: uuid.UUID | None) -> list[AuditEvent]:
+    """Newest first, keyset-paginated on the time-ordered (UUIDv7) id: stable while events are added."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
+    return list(await session.scalars(query))

@@ -24,6 +24,7 @@ from psycopg import sql
 from quorum.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, wait_for_port
 from quorum.settings import Settings, load_settings
 from tenants.db_commands import bootstrap
+from tests.fakes.bybit_v5 import FakeBybitV5
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -163,3 +164,30 @@ def api_server(settings: Settings) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+@pytest.fixture(scope="session")
+def fake_bybit() -> Iterator[FakeBybitV5]:
+    with FakeBybitV5() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def key_check_worker(settings: Settings, fake_bybit: FakeBybitV5, scratch_dir: Path) -> Iterator[Path]:
+    """A real Celery worker whose Bybit adapters talk to the fake; yields the file its output goes to."""
+    env = child_environ(settings, EXCHANGE_API_OVERRIDES=f"bybit={fake_bybit.origin}", LOG_LEVEL="DEBUG")
+    log_path = scratch_dir / "key-check-worker.log"
+    with log_path.open("wb") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "threads",
+             "--concurrency", "4", "--loglevel", "DEBUG", "-n", f"keys-{uuid.uuid4().hex[:6]}@%h"],
+            env=env, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+        ping = "from workers.celery_app import app; app.send_task('quorum.ping').get(timeout=60)"
+        ready = subprocess.run([sys.executable, "-c", ping], env=env, cwd=REPO_ROOT, timeout=90)
+        assert ready.returncode == 0
+        try:
+            yield log_path
+        finally:
+            worker.terminate()
+            worker.wait(30)

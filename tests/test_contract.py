@@ -2,14 +2,25 @@
 
 No input may make the server answer 5xx, and every response must match the published schema. The
 operations come from the checked-in openapi.json, which test_openapi keeps identical to the code.
+
+One check is left out: `negative_data_rejection`. Every case here carries a valid access token, so
+its "missing Authorization" cases are authenticated anyway; and unknown query parameters are ignored
+by design. tests/test_errors.py and the per-resource tests assert the rejections explicitly.
+
+The one 5xx a request may meet is the documented 503 of linking a real exchange key while the
+exchange cannot be reached to check it (this machine has no internet; the fake answers for Bybit).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from tests.conftest import PASSWORD, REPO_ROOT, unique_email
 
@@ -33,8 +44,20 @@ def auth_headers(api_server: str, credentials: tuple[str, str]) -> dict[str, str
     return {"Authorization": f"Bearer {response.json()['accessToken']}"}
 
 
+def _documented_outage(case, response) -> bool:
+    return (
+        case.method == "POST" and case.path == "/v1/exchange-keys" and response.status_code == 503
+        and response.json().get("type", "").endswith("/dependency-unavailable")
+    )
+
+
 @schema.parametrize()
 # Derandomized: CI explores the same cases every run; widen with --hypothesis-seed locally.
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_api_honours_its_schema_and_never_fails(case, api_server: str, auth_headers: dict[str, str]) -> None:
-    case.call_and_validate(base_url=api_server, headers=auth_headers)
+def test_api_honours_its_schema_and_never_fails(case, api_server: str, auth_headers: dict[str, str],
+                                                key_check_worker: Path) -> None:
+    response = case.call(base_url=api_server, headers=auth_headers)
+    excluded = [negative_data_rejection]
+    if _documented_outage(case, response):
+        excluded.append(not_a_server_error)
+    case.validate_response(response, headers=auth_headers, excluded_checks=excluded)

@@ -72,3 +72,12 @@ async def test_nul_characters_are_refused_with_a_4xx(client: AsyncTestClient) ->
                        ("/v1/auth/register", {"email": "a@example.com", "password": "long enough\u0000pw"})):
         response = await client.post(path, json=body)
         assert 400 <= response.status_code < 500, response.text
+
+
+async def test_options_lists_every_method_of_a_path(client: AsyncTestClient) -> None:
+    response = await client.options("/v1/exchange-keys")
+    assert response.status_code == 204
+    assert response.headers["allow"] == "GET, OPTIONS, POST"
+    item = await client.options("/v1/exchange-keys/01a2001e-ed09-7002-9166-61a3e9e1a5ae")
+    assert item.headers["allow"] == "DELETE, GET, OPTIONS"
+    assert (await client.options("/v1/nowhere")).status_code == 404

@@ -47,7 +47,7 @@ class ExchangeKeyController(Controller):
           summary="Link an exchange key: stored encrypted, checked with the exchange; withdrawal keys are refused")
     async def link(self, data: LinkExchangeKeyRequest, principal: CurrentPrincipal, exchange_keys: ExchangeKeys,
                    request: Request[Any, Any, Any]) -> ExchangeKeyView:
-        new = NewExchangeKey(exchange=data.exchange, label=data.label, api_key=data.api_key, secret=data.secret,
+        new = NewExchangeKey(exchange=str(data.exchange), label=data.label, api_key=data.api_key, secret=data.secret,
                              passphrase=data.passphrase, testnet=data.testnet)
         return view(await exchange_keys.link(principal, new, client_info(request).ip))
 

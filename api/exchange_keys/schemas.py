@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import enum
 import uuid
 from typing import Annotated
 
 import msgspec
 
 from api.accounts.schemas import Request, Response, text
+from tenants.exchange_catalog import SUPPORTED_EXCHANGES
 
-ExchangeId = Annotated[str, msgspec.Meta(min_length=2, max_length=40, pattern=r"^[a-z0-9]+$",
-                                         description="`paper`, `bybit`, `binance` or any other ccxt exchange id")]
+# The schema lists exactly the exchanges the service accepts: `paper` and every exchange ccxt speaks.
+ExchangeId = enum.StrEnum("ExchangeId", {name: name for name in sorted(SUPPORTED_EXCHANGES)})
 
 
 class LinkExchangeKeyRequest(Request):
