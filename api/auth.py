@@ -55,4 +55,5 @@ def requires(*scopes: Scope):  # noqa: ANN201 - a Litestar guard
         if missing:
             raise Forbidden(f"this credential lacks the scope(s): {', '.join(missing)}")
 
+    guard.scopes = frozenset(scopes)  # type: ignore[attr-defined]  # lets tests see what each route needs
     return guard
