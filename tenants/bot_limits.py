@@ -75,4 +75,3 @@ DEFAULT_AGENT_WEIGHTS: dict[str, float] = {
 }
 
 # The exchange id of a paper account; a live bot needs a key of any other exchange.
-PAPER_EXCHANGE = "paper"

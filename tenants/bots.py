@@ -21,6 +21,7 @@ from tenants.audit import AuditAction
 from tenants.bot_limits import BotMode, BrainKind
 from tenants.context import TenantDatabase
 from tenants.errors import NotFound, Unprocessable
+from tenants.exchange_catalog import PAPER
 from tenants.models import Bot, ExchangeKey
 from tenants.principal import Principal
 
@@ -224,15 +225,17 @@ async def _check(session: AsyncSession, principal: Principal, bot: Bot) -> None:
         errors.append({"field": "agentWeights", "message": "at least one agent needs a weight above 0"})
     exchange: str | None = None
     if bot.exchange_key_id is not None:
-        # Another tenant's key is invisible here (and to row-level security): it reads as nonexistent.
+        # Another tenant's key is invisible here (and to row-level security): it reads as nonexistent,
+        # and so does a key the exchange has not yet confirmed (status `checking`).
         exchange = await session.scalar(select(ExchangeKey.exchange).where(
-            ExchangeKey.id == bot.exchange_key_id, ExchangeKey.tenant_id == principal.tenant_id))
+            ExchangeKey.id == bot.exchange_key_id, ExchangeKey.tenant_id == principal.tenant_id,
+            ExchangeKey.status == "active"))
         if exchange is None:
             errors.append({"field": "exchangeKeyId", "message": "no exchange key with this id"})
     if bot.mode == BotMode.LIVE and not any(e["field"] == "exchangeKeyId" for e in errors):
         if bot.exchange_key_id is None:
             errors.append({"field": "exchangeKeyId", "message": "live mode needs a linked exchange key"})
-        elif exchange == bot_limits.PAPER_EXCHANGE:
+        elif exchange == PAPER:
             errors.append({"field": "exchangeKeyId", "message": "live mode needs a real exchange key, not a paper one"})
     if errors:
         raise Unprocessable("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)

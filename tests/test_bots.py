@@ -33,14 +33,16 @@ async def tenant_id(client: AsyncTestClient, account: Account) -> uuid.UUID:
     return uuid.UUID((await client.get("/v1/me", headers=account.headers)).json()["tenant"]["id"])
 
 
-async def link_key(client: AsyncTestClient, settings: Settings, account: Account, exchange: str) -> str:
+async def link_key(client: AsyncTestClient, settings: Settings, account: Account, exchange: str,
+                   status: str = "active") -> str:
     """An exchange key row written directly (the exchange-key API is not what these tests are about)."""
     tenant = await tenant_id(client, account)
     engine = create_engine(sync_url(settings.database_url))
     try:
         with Session(engine) as session, session.begin():
             session.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant)})
-            key = ExchangeKey(tenant_id=tenant, exchange=exchange, label=f"{exchange} key", api_key_last4="abcd")
+            key = ExchangeKey(tenant_id=tenant, exchange=exchange, label=f"{exchange} key", api_key_last4="abcd",
+                              status=status)
             session.add(key)
             session.flush()
             return str(key.id)
@@ -308,3 +310,14 @@ async def test_bots_need_authentication(client: AsyncTestClient) -> None:
     assert (await client.get("/v1/bot-config")).status_code == 401
     assert (await client.post("/v1/bots", json=BOT)).status_code == 401
 
+
+
+async def test_live_mode_refuses_a_key_the_exchange_has_not_confirmed(
+    client: AsyncTestClient, settings: Settings, account: Account
+) -> None:
+    key_id = await link_key(client, settings, account, "binance", status="checking")
+    response = await client.post("/v1/bots", headers=account.headers, json={
+        "name": "live", "symbols": ["BTC/USDT"], "timeframes": ["15m"], "mode": "live", "brain": "rules",
+        "exchangeKeyId": key_id})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "exchangeKeyId"
