@@ -161,10 +161,10 @@ class AccountService:
 
     async def me(self, principal: Principal) -> tuple[User, Tenant]:
         async with self.transaction(principal) as session:
-            user = await session.get(User, principal.user_id)
-            tenant = await session.get(Tenant, principal.tenant_id)
-        assert user is not None and tenant is not None  # the live-session check found both
-        return user, tenant
+            row = (await session.execute(
+                select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id).where(User.id == principal.user_id)
+            )).one()
+        return row[0], row[1]
 
     async def change_password(self, principal: Principal, current: str, new: str, client: ClientInfo) -> None:
         """Set a new password and end every other session of the user."""

@@ -8,14 +8,12 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from quorum.database import Database
+from quorum.database import Database, set_tenant
 from tenants.errors import Unauthenticated
 from tenants.principal import Principal, PrincipalKind
 
-_LIVE_SESSION = text(
-    "SELECT 1 FROM auth_sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id "
-    "WHERE s.id = :sid AND u.id = :uid AND s.revoked_at IS NULL AND u.is_active AND t.is_active"
-)
+# Scopes the transaction to the tenant and checks the session in one statement (migration 0003).
+_BEGIN_USER = text("SELECT begin_tenant_session(:tenant, :session, :user)")
 
 
 class TenantDatabase:
@@ -26,9 +24,12 @@ class TenantDatabase:
     async def transaction(self, principal: Principal) -> AsyncIterator[AsyncSession]:
         """The caller's tenant transaction; a user's session must still be live (logout, deactivation and
         password changes take effect at once). API keys are checked live when they authenticate."""
-        async with self.db.transaction(principal.tenant_id) as session:
+        async with self.db.sessions() as session, session.begin():
             if principal.kind is PrincipalKind.USER:
-                live = await session.scalar(_LIVE_SESSION, {"sid": principal.session_id, "uid": principal.user_id})
-                if live is None:
+                live = await session.scalar(_BEGIN_USER, {"tenant": principal.tenant_id,
+                                                          "session": principal.session_id, "user": principal.user_id})
+                if not live:
                     raise Unauthenticated("the session has ended; log in again")
+            else:
+                await set_tenant(session, principal.tenant_id)
             yield session
