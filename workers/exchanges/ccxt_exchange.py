@@ -21,11 +21,11 @@ import re
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
 
+from workers.ccxt_origin import with_api_origin
 from workers.exchanges.base import (
     AssetBalance,
     ExchangeOrder,
@@ -109,7 +109,7 @@ class CcxtExchange:
         if sandbox:
             self._client.set_sandbox_mode(True)
         if api_origin is not None:
-            self._client.urls["api"] = _with_origin(self._client.urls["api"], api_origin)
+            self._client.urls["api"] = with_api_origin(self._client.urls["api"], api_origin)
         self.name = exchange_id
         self._secrets = (secret, password)
         self._markets_key = (exchange_id, sandbox, api_origin)
@@ -386,13 +386,3 @@ def _float(value: Any) -> float | None:
     if value is None or value == "":
         return None
     return float(value)
-
-
-def _with_origin(api: Any, origin: str) -> Any:
-    if isinstance(api, dict):
-        return {name: _with_origin(url, origin) for name, url in api.items()}
-    if isinstance(api, str):
-        scheme, netloc, *_ = urlsplit(origin)
-        _, _, path, query, fragment = urlsplit(api)
-        return urlunsplit((scheme, netloc, path, query, fragment))
-    return api

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
 import numpy as np
 
+from workers.ccxt_origin import with_api_origin
 from workers.market.cache import (
     MarketDataError,
     MarketDataUnavailable,
@@ -94,7 +94,7 @@ class CcxtOhlcvSource:
         client = getattr(ccxt_async, exchange)({"enableRateLimit": True, "timeout": self._timeout_ms})
         origin = self._api_origins.get(exchange)
         if origin is not None:
-            client.urls["api"] = _with_origin(client.urls["api"], origin)
+            client.urls["api"] = with_api_origin(client.urls["api"], origin)
         if exchange in self._markets:
             client.set_markets(*self._markets[exchange])
         # A client's HTTP session belongs to the event loop it first ran on: a new loop gets a new client.
@@ -126,16 +126,6 @@ def _to_candles(symbol: str, timeframe: str, rows: list[list[Any]]) -> Candles:
     table = np.array(rows, dtype=np.float64).reshape(len(rows), 6)
     columns = np.ascontiguousarray(table[:, 1:].T)
     return Candles(symbol, timeframe, table[:, 0].astype(np.int64), *columns)
-
-
-def _with_origin(api: Any, origin: str) -> Any:
-    if isinstance(api, dict):
-        return {name: _with_origin(url, origin) for name, url in api.items()}
-    if isinstance(api, str):
-        scheme, netloc, *_ = urlsplit(origin)
-        _, _, path, query, fragment = urlsplit(api)
-        return urlunsplit((scheme, netloc, path, query, fragment))
-    return api
 
 
 def _market_data_error(client: ccxt_async.Exchange, exc: ccxt.BaseError) -> MarketDataError:
