@@ -11,11 +11,12 @@ import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from tests.fakes.local_server import LocalHttpServer
 from workers.market.candles import TIMEFRAME_MS, Candles
 
 
@@ -28,7 +29,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeBinancePublic:
+class FakeBinancePublic(LocalHttpServer):
     """Binance public endpoints over `series` (spot `BASE/QUOTE`, or perpetual `BASE/QUOTE:QUOTE`)."""
 
     def __init__(self, series: Iterable[Candles]) -> None:
@@ -40,13 +41,7 @@ class FakeBinancePublic:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     def paths(self) -> list[str]:
         with self._lock:
@@ -55,14 +50,6 @@ class FakeBinancePublic:
     def fail_next(self, status: int, body: dict[str, object] | None = None, **headers: str) -> None:
         with self._lock:
             self.faults.append(Fault(status, body or {}, headers))
-
-    def __enter__(self) -> FakeBinancePublic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # --- protocol -------------------------------------------------------------------------------
 

@@ -34,9 +34,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.local_server import LocalHttpServer
 
 Json = dict[str, Any]
 
@@ -156,7 +158,7 @@ class Account:
     leverage: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: Decimal(10)))
 
 
-class FakeBybitV5:
+class FakeBybitV5(LocalHttpServer):
     """Bybit v5 over real HTTP; use as a context manager, then point clients at `origin`."""
 
     def __init__(self, instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS) -> None:
@@ -168,14 +170,7 @@ class FakeBybitV5:
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     def add_key(
         self,
@@ -202,14 +197,6 @@ class FakeBybitV5:
     def orders(self, key: str) -> list[Order]:
         with self._lock:
             return list(self.accounts[self.keys[key].account].orders.values())
-
-    def __enter__(self) -> FakeBybitV5:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # --- HTTP ------------------------------------------------------------------------------------
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.local_server import LocalHttpServer
 
 RSS_FEED = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0">
@@ -102,7 +104,7 @@ ENTITY_BOMB = b"""<?xml version="1.0"?>
 """
 
 
-class NewsFeedsServer:
+class NewsFeedsServer(LocalHttpServer):
     """Serves `/rss.xml`, `/atom.xml`, `/bomb.xml`, `/broken.xml` (HTTP 500) and `/api/v1/posts/`.
 
     The CryptoPanic endpoint requires `auth_token` to equal `token`, like the real one (401 otherwise).
@@ -113,21 +115,7 @@ class NewsFeedsServer:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.cryptopanic_status = 200
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> NewsFeedsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__()
 
     def _respond(self, path: str, params: dict[str, str]) -> tuple[int, str, bytes]:
         with self._lock:

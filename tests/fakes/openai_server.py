@@ -13,8 +13,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.local_server import LocalHttpServer
 
 
 @dataclass
@@ -70,7 +72,7 @@ def error(status: int, message: str, *, kind: str = "server_error", **headers: s
     return Reply(status, {"error": {"message": message, "type": kind, "param": None, "code": kind}}, headers)
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalHttpServer):
     """The chat completions endpoint on 127.0.0.1, answering from `script` in order."""
 
     def __init__(self) -> None:
@@ -78,14 +80,11 @@ class FakeOpenAI:
         self.default: Reply | None = None
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{self.origin}/v1"
 
     def reply(self, *replies: Reply) -> None:
         """Queue `replies` for the next requests."""
@@ -106,14 +105,6 @@ class FakeOpenAI:
     def last_messages(self) -> list[dict[str, str]]:
         with self._lock:
             return list(self.requests[-1]["messages"])
-
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _next(self, path: str, body: dict[str, Any]) -> Reply:
         if path != "/v1/chat/completions":
