@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from tenants.accounts import AccountService
 from tenants.api_keys import ApiKeyService
 from tenants.bots import BotService
+from tenants.exchange_keys import ExchangeKeyService
 from tenants.principal import Principal
 
 
@@ -30,11 +31,16 @@ def provide_bots(state: State) -> BotService:
     return state.bots
 
 
+def provide_exchange_keys(state: State) -> ExchangeKeyService:
+    return state.exchange_keys
+
+
 DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
     "accounts": Provide(provide_accounts, sync_to_thread=False),
     "api_keys": Provide(provide_api_keys, sync_to_thread=False),
     "bots": Provide(provide_bots, sync_to_thread=False),
+    "exchange_keys": Provide(provide_exchange_keys, sync_to_thread=False),
 }
 
 # Annotations for handler parameters: `principal: CurrentPrincipal`, `accounts: Accounts`.
@@ -42,3 +48,4 @@ CurrentPrincipal = NamedDependency[Principal]
 Accounts = NamedDependency[AccountService]
 ApiKeys = NamedDependency[ApiKeyService]
 Bots = NamedDependency[BotService]
+ExchangeKeys = NamedDependency[ExchangeKeyService]

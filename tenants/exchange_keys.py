@@ -9,6 +9,7 @@ from typing import Protocol
 import msgspec
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from tenants import audit
@@ -176,7 +177,7 @@ class ExchangeKeyService:
             await self._shred(session, key_id)
 
     @staticmethod
-    async def _shred(session, key_id: uuid.UUID) -> None:  # noqa: ANN001
+    async def _shred(session: AsyncSession, key_id: uuid.UUID) -> None:
         # Overwrite the ciphertext before deleting the row, so no live row version keeps it.
         await session.execute(update(ExchangeKey).where(ExchangeKey.id == key_id).values(
             api_key_ciphertext=None, secret_ciphertext=None, passphrase_ciphertext=None))

@@ -6,25 +6,16 @@ import uuid
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.accounts.routes import client_info
 from api.auth import requires
-from api.dependencies import CurrentPrincipal
+from api.dependencies import CurrentPrincipal, ExchangeKeys
 from api.exchange_keys.schemas import ExchangeKeyView, LinkExchangeKeyRequest
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
-from tenants.exchange_keys import ExchangeKeyService, NewExchangeKey
+from tenants.exchange_keys import NewExchangeKey
 from tenants.models import ExchangeKey
 from tenants.principal import Scope
-
-
-def provide_exchange_keys(state: State) -> ExchangeKeyService:
-    return state.exchange_keys
-
-
-ExchangeKeys = NamedDependency[ExchangeKeyService]
 
 
 def view(key: ExchangeKey) -> ExchangeKeyView:
@@ -40,7 +31,6 @@ class ExchangeKeyController(Controller):
     path = "/v1/exchange-keys"
     tags = ["exchange keys"]
     security = BEARER
-    dependencies = {"exchange_keys": Provide(provide_exchange_keys, sync_to_thread=False)}
 
     @post("/", status_code=HTTP_201_CREATED, guards=[requires(Scope.KEYS_WRITE)],
           responses=problems(BODY, AUTHENTICATED, BACKEND),
