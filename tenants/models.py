@@ -10,7 +10,7 @@ from decimal import Decimal
 from advanced_alchemy.base import UUIDv7AuditBase
 from advanced_alchemy.mixins.uuid import UUID_UTILS_INSTALLED
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, Numeric, String, text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, Numeric, String, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -170,6 +170,204 @@ class AuditEvent(TenantOwned, Base):
     target_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     client_ip: Mapped[str] = mapped_column(String(64), default="")
     details: Mapped[dict[str, object]] = mapped_column(JSONB, default=dict)
+
+
+# Money and amounts: exact decimals wide enough for any coin's smallest unit and any price.
+Money = Numeric(38, 18)
+
+
+class PaperAccount(TenantOwned, Base):
+    """A paper bot's simulated account: cash per currency; changed only under a row lock."""
+
+    __tablename__ = "paper_accounts"
+    __table_args__ = (Index("uq_paper_accounts_bot", "tenant_id", "bot_id", unique=True),)
+
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    balances: Mapped[dict[str, str]] = mapped_column(JSONB)  # currency → decimal string
+
+
+class PaperOrder(TenantOwned, Base):
+    """An order the paper exchange received; unique by client order id like a real exchange's."""
+
+    __tablename__ = "paper_orders"
+    __table_args__ = (Index("uq_paper_orders_client_id", "tenant_id", "account_id", "client_order_id", unique=True),)
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("paper_accounts.id", ondelete="CASCADE"))
+    client_order_id: Mapped[str] = mapped_column(String(36))
+    symbol: Mapped[str] = mapped_column(String(40))
+    side: Mapped[str] = mapped_column(String(4))
+    type: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    filled: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    average: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    fee: Mapped[Decimal] = mapped_column(Money)
+    reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    stop_loss: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    take_profit: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    reason: Mapped[str] = mapped_column(String(16))  # order | stop_loss | take_profit
+
+
+class PaperPosition(TenantOwned, Base):
+    """An open paper position: one per account and symbol (netted, like a one-way perpetual account)."""
+
+    __tablename__ = "paper_positions"
+    __table_args__ = (Index("uq_paper_positions_symbol", "tenant_id", "account_id", "symbol", unique=True),)
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("paper_accounts.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(40))
+    side: Mapped[str] = mapped_column(String(5))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    entry_price: Mapped[Decimal] = mapped_column(Money)
+    leverage: Mapped[Decimal] = mapped_column(Numeric(6, 2))
+    stop_loss: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    take_profit: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    # Candles opening before this (ms) were already checked against the stop-loss and take-profit.
+    checked_until_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Cycle(TenantOwned, Base):
+    """One run of one bot for one slot. Unique (bot, slot): a redelivered task finds it and stops."""
+
+    __tablename__ = "cycles"
+    __table_args__ = (
+        Index("uq_cycles_bot_slot", "tenant_id", "bot_id", "slot", unique=True),
+        Index("ix_cycles_tenant_bot", "tenant_id", "bot_id", "id"),
+    )
+
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    slot: Mapped[int] = mapped_column(BigInteger)  # seconds since the epoch at the slot's start
+    status: Mapped[str] = mapped_column(String(12))  # running | completed | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    finished_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    # The account after the cycle, in the quote currency of the bot's first symbol.
+    equity: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    unrealized_pnl: Mapped[Decimal | None] = mapped_column(Money, default=None)
+
+
+class DecisionLog(TenantOwned, Base):
+    """One decision: the brain that made it (or the fallback and why), its inputs' fingerprint, tokens,
+    and the outcome after the guard. `record` is the whole `DecisionRecord`, enough to replay it."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        Index("ix_decisions_tenant_bot", "tenant_id", "bot_id", "id"),
+        Index("ix_decisions_tenant_day", "tenant_id", "created_at"),
+    )
+
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    cycle_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cycles.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(12))
+    confidence: Mapped[float] = mapped_column(Float)
+    requested_brain: Mapped[str] = mapped_column(String(8))
+    brain: Mapped[str] = mapped_column(String(8))
+    fallback: Mapped[str | None] = mapped_column(String(32), default=None)
+    fallback_detail: Mapped[str] = mapped_column(String(500), default="")
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    prompt_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    model: Mapped[str | None] = mapped_column(String(80), default=None)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(14, 8), default=Decimal(0))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    record: Mapped[dict[str, object]] = mapped_column(JSONB)
+
+
+class Order(TenantOwned, Base):
+    """An order a bot meant to send, stored before it is sent, then updated with what the exchange says."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("uq_orders_client_id", "tenant_id", "client_order_id", unique=True),
+        Index("ix_orders_tenant_bot", "tenant_id", "bot_id", "id"),
+    )
+
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    cycle_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cycles.id", ondelete="SET NULL"), default=None)
+    decision_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("decisions.id", ondelete="SET NULL"), default=None
+    )
+    client_order_id: Mapped[str] = mapped_column(String(36))
+    exchange: Mapped[str] = mapped_column(String(40))
+    symbol: Mapped[str] = mapped_column(String(40))
+    leg: Mapped[str] = mapped_column(String(16))  # entry | close
+    side: Mapped[str] = mapped_column(String(4))
+    type: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    stop_loss: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    take_profit: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    leverage: Mapped[Decimal | None] = mapped_column(Numeric(6, 2), default=None)
+    reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # intent (stored, not yet answered) | submitted | open | filled | canceled | rejected | expired | failed
+    status: Mapped[str] = mapped_column(String(12))
+    exchange_order_id: Mapped[str | None] = mapped_column(String(80), default=None)
+    filled: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    average_price: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    fee: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class Fill(TenantOwned, Base):
+    """An execution of (part of) an order."""
+
+    __tablename__ = "fills"
+    __table_args__ = (Index("ix_fills_tenant_bot", "tenant_id", "bot_id", "id"),)
+
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(40))
+    side: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal] = mapped_column(Money)
+    fee: Mapped[Decimal] = mapped_column(Money)
+
+
+class Position(TenantOwned, Base):
+    """A bot's position from open to close, with its realised PnL; at most one open per bot and symbol."""
+
+    __tablename__ = "positions"
+    __table_args__ = (
+        Index("ix_positions_tenant_bot", "tenant_id", "bot_id", "id"),
+        Index(
+            "uq_positions_open", "tenant_id", "bot_id", "symbol", unique=True, postgresql_where=text("status = 'open'")
+        ),
+    )
+
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(40))
+    side: Mapped[str] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(8))  # open | closed
+    amount: Mapped[Decimal] = mapped_column(Money)
+    entry_price: Mapped[Decimal] = mapped_column(Money)
+    leverage: Mapped[Decimal] = mapped_column(Numeric(6, 2))
+    stop_loss: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    take_profit: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    mark_price: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    unrealized_pnl: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    exit_price: Mapped[Decimal | None] = mapped_column(Money, default=None)
+    realized_pnl: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    fees: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    close_reason: Mapped[str | None] = mapped_column(String(16), default=None)  # signal|stop_loss|take_profit|external
+    opened_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    closed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+class Event(TenantOwned, Base):
+    """The outbox of what happened (trade opened, bot paused, ...), written in the transaction that made it
+    happen; push, webhooks and the live stream deliver from here."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_tenant", "tenant_id", "id"),)
+
+    bot_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bots.id", ondelete="SET NULL"), default=None)
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, object]] = mapped_column(JSONB)
 
 
 metadata = Base.metadata
