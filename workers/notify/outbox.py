@@ -1,0 +1,40 @@
+"""Hand committed events on: to the tenant's live stream at once, and to a Celery task for push and webhooks.
+
+Called after the transaction that recorded the events has committed, never before (an event must not
+be announced for work that was rolled back). Failing here never fails the caller's work: the events
+are in the outbox table and a later sweep can deliver them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import msgspec
+from redis.asyncio import Redis
+
+from tenants.events import EventMessage, stream_channel
+
+log = logging.getLogger(__name__)
+DELIVER_TASK = "quorum.deliver_event"
+_encode = msgspec.json.Encoder().encode
+
+
+async def publish_events(redis: Redis, messages: Sequence[EventMessage]) -> None:
+    """Publish each event on its tenant's stream channel and enqueue its delivery task."""
+    if not messages:
+        return
+    from workers.celery_app import app  # the Celery app imports tasks; keep this module light
+
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.publish(stream_channel(message.tenant_id), _encode(message))
+            await pipe.execute()
+    except Exception as exc:  # the stream is best effort; the outbox keeps the event
+        log.warning("live stream publish failed", extra={"error": str(exc), "events": len(messages)})
+    for message in messages:
+        try:
+            app.send_task(DELIVER_TASK, args=[str(message.tenant_id), str(message.id)], ignore_result=True)
+        except Exception as exc:
+            log.warning("event delivery not enqueued", extra={"error": str(exc), "event_id": str(message.id)})
