@@ -1,0 +1,147 @@
+import type { BottomTabScreenProps } from '@react-navigation/bottom-tabs';
+import { useFocusEffect } from '@react-navigation/native';
+import { useCallback, useEffect, useState } from 'react';
+import { Pressable, Text, View } from 'react-native';
+
+import { useBackend } from '../api/BackendContext';
+import { call } from '../api/client';
+import type { DecisionView, PerformanceView, PositionView } from '../api/pending';
+import { describeError } from '../api/problem';
+import type { BotView } from '../bots/botForm';
+import { DecisionItem, PositionItem, formatPnl, mergeNewest, pnlColor } from '../components/activity';
+import { Banner, Button, Loading, Muted, Page, Row, Section, Title, colors } from '../components/ui';
+import type { TabParams } from '../navigation/types';
+import type { StreamEvent } from '../stream/eventStream';
+import { useStreamEvents } from '../stream/StreamContext';
+
+type Props = BottomTabScreenProps<TabParams, 'Home'>;
+
+const LATEST_DECISIONS = 3;
+
+export function HomeScreen({ navigation }: Props) {
+  const { api } = useBackend();
+  const [bots, setBots] = useState<BotView[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      // The default bot exists once the config has been read; make sure a new account sees it.
+      await call(api.GET('/v1/bot-config'));
+      const page = await call(api.GET('/v1/bots', { params: { query: { limit: 100 } } }));
+      setBots(page.items);
+      setError(null);
+    } catch (e) {
+      setError(describeError(e));
+    }
+  }, [api]);
+
+  useFocusEffect(
+    useCallback(() => {
+      load();
+    }, [load]),
+  );
+
+  const status = useStreamEvents((event) => {
+    if (event.type === 'bot') setBots((current) => current?.map((b) => (b.id === event.data.id ? event.data : b)) ?? current);
+  });
+
+  return (
+    <Page testID="screen-home">
+      <Title>Your bots</Title>
+      <Muted testID="stream-status">{status === 'live' ? 'Live updates on' : status === 'connecting' ? 'Connecting to live updates…' : 'Live updates paused, reconnecting…'}</Muted>
+      <Banner message={error} />
+      {bots === null && !error ? <Loading /> : null}
+      {bots?.map((bot) => (
+        <BotCard key={bot.id} bot={bot} onChanged={(b) => setBots((list) => list?.map((x) => (x.id === b.id ? b : x)) ?? list)} onOpen={() => navigation.navigate('Activity', { botId: bot.id })} />
+      ))}
+    </Page>
+  );
+}
+
+function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: BotView) => void; onOpen: () => void }) {
+  const { api } = useBackend();
+  const [decisions, setDecisions] = useState<DecisionView[]>([]);
+  const [positions, setPositions] = useState<PositionView[]>([]);
+  const [performance, setPerformance] = useState<PerformanceView | null>(null);
+  const [detailError, setDetailError] = useState<string | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const path = { bot_id: bot.id };
+
+  const showDetailError = (e: unknown) => setDetailError(describeError(e));
+
+  const loadTrading = useCallback(() => {
+    const params = { path: { bot_id: bot.id } };
+    Promise.all([
+      call(api.GET('/v1/bots/{bot_id}/performance', { params })),
+      call(api.GET('/v1/bots/{bot_id}/positions', { params: { ...params, query: { limit: 20 } } })),
+    ]).then(([perf, open]) => {
+      setPerformance(perf);
+      setPositions(open.items);
+    }, showDetailError);
+  }, [api, bot.id]);
+
+  const loadDecisions = useCallback(() => {
+    const params = { path: { bot_id: bot.id }, query: { limit: LATEST_DECISIONS } };
+    call(api.GET('/v1/bots/{bot_id}/decisions', { params })).then((page) => setDecisions(page.items), showDetailError);
+  }, [api, bot.id]);
+
+  useEffect(() => {
+    loadTrading();
+    loadDecisions();
+  }, [loadTrading, loadDecisions]);
+
+  useStreamEvents((event: StreamEvent) => {
+    if (event.type === 'decision' && event.data.botId === bot.id) {
+      setDecisions((current) => mergeNewest([event.data], current).slice(0, LATEST_DECISIONS));
+    } else if (event.type === 'order' && event.data.botId === bot.id) {
+      loadTrading();
+    }
+  });
+
+  const toggle = async () => {
+    setBusy(true);
+    setActionError(null);
+    try {
+      const route = bot.active ? '/v1/bots/{bot_id}/stop' : '/v1/bots/{bot_id}/start';
+      onChanged(await call(api.POST(route, { params: { path } })));
+    } catch (e) {
+      setActionError(describeError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const totalPnl = performance ? performance.realizedPnl + performance.unrealizedPnl : null;
+  return (
+    <Section title={bot.name} testID={`bot-${bot.name}`}>
+      <Row>
+        <Text testID="bot-status" style={{ color: bot.active ? colors.success : colors.muted, fontWeight: '600' }}>
+          {bot.active ? '● Running' : bot.pausedReason ? '⏸ Paused' : '○ Stopped'}
+        </Text>
+        <Muted>
+          {bot.mode === 'paper' ? 'Paper' : 'Live'} · {bot.symbols.join(', ')} · {bot.brain}
+        </Muted>
+      </Row>
+      {bot.pausedReason ? <Banner kind="warning" message={bot.pausedReason} /> : null}
+      <Banner message={actionError} />
+      <View style={{ flexDirection: 'row', gap: 16 }}>
+        <Text>
+          PnL <Text style={{ color: pnlColor(totalPnl), fontWeight: '600' }} testID="bot-pnl">{formatPnl(totalPnl)}</Text>
+        </Text>
+        {performance ? <Muted>realized {formatPnl(performance.realizedPnl)} · open {formatPnl(performance.unrealizedPnl)}</Muted> : null}
+      </View>
+      <Text style={{ fontWeight: '600' }}>Open positions</Text>
+      {positions.length ? positions.map((p) => <PositionItem key={`${p.symbol}-${p.side}`} position={p} />) : <Muted>None</Muted>}
+      <Text style={{ fontWeight: '600' }}>Latest decisions</Text>
+      {decisions.length ? decisions.map((d) => <DecisionItem key={d.id} decision={d} showReasons={false} />) : <Muted>No decisions yet.</Muted>}
+      <Banner message={detailError} kind="warning" testID="bot-detail-error" />
+      <Row>
+        <Button title={bot.active ? 'Stop' : 'Start'} kind={bot.active ? 'secondary' : 'primary'} onPress={toggle} busy={busy} testID={bot.active ? 'bot-stop' : 'bot-start'} />
+        <Pressable onPress={onOpen} accessibilityRole="link" testID="bot-open-activity">
+          <Text style={{ color: colors.primary }}>All activity ›</Text>
+        </Pressable>
+      </Row>
+    </Section>
+  );
+}

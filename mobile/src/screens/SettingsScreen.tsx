@@ -1,0 +1,115 @@
+import { useFocusEffect } from '@react-navigation/native';
+import { useCallback, useEffect, useState } from 'react';
+import { Switch, Text, View } from 'react-native';
+
+import { useBackend } from '../api/BackendContext';
+import { call } from '../api/client';
+import type { NotificationPreferences } from '../api/pending';
+import { describeError } from '../api/problem';
+import type { components } from '../api/schema';
+import { Banner, Button, Muted, Page, Section, Title } from '../components/ui';
+import { enablePush, pushPermission, unregisterPush } from '../push/push';
+
+type Me = components['schemas']['MeResponse'];
+
+const PREFERENCES: { key: keyof NotificationPreferences; label: string }[] = [
+  { key: 'decisions', label: 'Decisions to open or close a trade' },
+  { key: 'orders', label: 'Orders filled or refused' },
+  { key: 'botStatus', label: 'A bot stopped or paused (e.g. the exchange refused its key)' },
+];
+
+export function SettingsScreen() {
+  const { api, session } = useBackend();
+  const [me, setMe] = useState<Me | null>(null);
+  const [prefs, setPrefs] = useState<NotificationPreferences | null>(null);
+  const [prefsError, setPrefsError] = useState<string | null>(null);
+  const [push, setPush] = useState<string | null>(null);
+  const [pushMessage, setPushMessage] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    try {
+      setMe(await call(api.GET('/v1/me')));
+    } catch (e) {
+      setError(describeError(e));
+    }
+    try {
+      setPrefs(await call(api.GET('/v1/notification-preferences')));
+      setPrefsError(null);
+    } catch (e) {
+      setPrefsError(describeError(e));
+    }
+  }, [api]);
+
+  useFocusEffect(
+    useCallback(() => {
+      load();
+    }, [load]),
+  );
+
+  useEffect(() => {
+    pushPermission().then(setPush, () => setPush('unsupported'));
+  }, []);
+
+  const setPreference = async (key: keyof NotificationPreferences, value: boolean) => {
+    if (!prefs) return;
+    const next = { ...prefs, [key]: value };
+    setPrefs(next);
+    try {
+      setPrefs(await call(api.PUT('/v1/notification-preferences', { body: next })));
+      setPrefsError(null);
+    } catch (e) {
+      setPrefs(prefs);
+      setPrefsError(describeError(e));
+    }
+  };
+
+  const turnOnPush = async () => {
+    setPushMessage(null);
+    try {
+      const outcome = await enablePush(api);
+      if (outcome.status === 'registered') setPushMessage('This device will receive notifications.');
+      else if (outcome.status === 'denied') setPushMessage('Notifications are off for Quorum. Turn them on in the system settings.');
+      else setPushMessage(outcome.reason);
+      setPush(await pushPermission());
+    } catch (e) {
+      setPushMessage(describeError(e));
+    }
+  };
+
+  const logout = async () => {
+    setBusy(true);
+    // Tell the server when it can be reached; the tokens are forgotten here in every case.
+    await unregisterPush(api).catch(() => undefined);
+    await call(api.POST('/v1/auth/logout')).catch(() => undefined);
+    await session.signOut();
+  };
+
+  return (
+    <Page testID="screen-settings">
+      <Title>Settings</Title>
+      <Banner message={error} />
+      <Section title="Account">
+        <Muted testID="account-email">{me ? `${me.email} · ${me.tenant.name}` : '…'}</Muted>
+      </Section>
+      <Section title="Notifications" testID="notifications">
+        <Muted testID="push-status">
+          {push === 'unsupported' ? 'Push notifications need the Quorum app on a phone.' : push === 'granted' ? 'Push notifications are allowed.' : 'Push notifications are off.'}
+        </Muted>
+        {push !== 'unsupported' && push !== null ? <Button title="Enable push notifications" kind="secondary" onPress={turnOnPush} testID="push-enable" /> : null}
+        <Banner kind="info" message={pushMessage} testID="push-message" />
+        <Banner message={prefsError} testID="prefs-error" />
+        {prefs
+          ? PREFERENCES.map(({ key, label }) => (
+              <View key={key} style={{ flexDirection: 'row', alignItems: 'center', justifyContent: 'space-between', gap: 8 }}>
+                <Text style={{ flex: 1 }}>{label}</Text>
+                <Switch value={prefs[key]} onValueChange={(v) => setPreference(key, v)} accessibilityLabel={label} testID={`pref-${key}`} />
+              </View>
+            ))
+          : null}
+      </Section>
+      <Button title="Log out" kind="danger" onPress={logout} busy={busy} testID="logout" />
+    </Page>
+  );
+}

@@ -1,0 +1,221 @@
+/**
+ * An in-memory stand-in for the Quorum API that speaks its wire format (camelCase JSON, RFC 9457
+ * problem details, rotating refresh tokens), for screen and client tests. The real server is exercised
+ * by the end-to-end test.
+ */
+import type { DecisionView, NotificationPreferences, OrderView, PerformanceView, PositionView } from '../src/api/pending';
+import type { components } from '../src/api/schema';
+
+type BotView = components['schemas']['BotView'];
+type ExchangeKeyView = components['schemas']['ExchangeKeyView'];
+type FieldError = { field: string; message: string };
+
+export interface RecordedCall {
+  method: string;
+  path: string;
+  body: unknown;
+  authorization: string | null;
+}
+
+const json = (status: number, body: unknown) =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+
+export const problem = (status: number, detail: string, errors: FieldError[] = []) =>
+  new Response(JSON.stringify({ type: 'about:blank', title: 'Error', status, detail, errors }), {
+    status,
+    headers: { 'content-type': 'application/problem+json' },
+  });
+
+export function makeBot(overrides: Partial<BotView> = {}): BotView {
+  return {
+    id: '11111111-1111-4111-8111-111111111111',
+    name: 'My bot',
+    active: false,
+    isDefault: true,
+    mode: 'paper',
+    brain: 'rules',
+    brainModel: null,
+    symbols: ['BTC/USDT'],
+    timeframes: ['15m', '1h'],
+    leverage: 1,
+    riskPerTradePct: 1,
+    maxOpenPositions: 1,
+    dailyLossLimitPct: 3,
+    cycleIntervalSeconds: 900,
+    agentWeights: { technical: 0.4, sentiment: 0.25, fibonacci: 0.2, gann: 0.15, positions: 0 },
+    exchangeKeyId: null,
+    pausedReason: null,
+    createdAt: '2026-01-01T00:00:00Z',
+    updatedAt: '2026-01-01T00:00:00Z',
+    ...overrides,
+  };
+}
+
+export function makeDecision(overrides: Partial<DecisionView> = {}): DecisionView {
+  return {
+    id: 'd1',
+    botId: makeBot().id,
+    symbol: 'BTC/USDT',
+    action: 'OPEN_LONG',
+    confidence: 0.72,
+    reasons: ['RSI crossed up from oversold', 'price above the 0.618 retracement'],
+    entry: 64000,
+    stopLoss: 62500,
+    takeProfit: 67000,
+    size: 0.01,
+    createdAt: '2026-01-01T00:15:00Z',
+    ...overrides,
+  };
+}
+
+export class FakeApi {
+  online = true;
+  calls: RecordedCall[] = [];
+  password = 'correct horse battery';
+  email = 'ada@example.com';
+  private tokenSerial = 0;
+  validAccess = new Set<string>();
+  validRefresh = new Set<string>();
+  bots: BotView[] = [makeBot()];
+  keys: ExchangeKeyView[] = [];
+  decisions: DecisionView[] = [];
+  orders: OrderView[] = [];
+  positions: PositionView[] = [];
+  performance: PerformanceView = { realizedPnl: 0, unrealizedPnl: 0 };
+  preferences: NotificationPreferences = { decisions: true, orders: true, botStatus: true };
+  devices: { token: string; platform: string }[] = [];
+  /** Answers the next call to this "METHOD /path" with the given response instead. */
+  overrides = new Map<string, () => Response>();
+
+  fetch = async (request: Request): Promise<Response> => {
+    if (!this.online) throw new TypeError('Network request failed');
+    const url = new URL(request.url);
+    const text = request.method === 'GET' || request.method === 'HEAD' ? '' : await request.text();
+    const body = text ? JSON.parse(text) : undefined;
+    const authorization = request.headers.get('Authorization');
+    this.calls.push({ method: request.method, path: url.pathname, body, authorization });
+    const route = `${request.method} ${url.pathname}`;
+    const override = this.overrides.get(route);
+    if (override) {
+      this.overrides.delete(route);
+      return override();
+    }
+    return this.route(request.method, url, body, authorization);
+  };
+
+  callsTo(method: string, path: string): RecordedCall[] {
+    return this.calls.filter((c) => c.method === method && c.path === path);
+  }
+
+  issueTokens() {
+    this.tokenSerial += 1;
+    const tokens = { accessToken: `access-${this.tokenSerial}`, refreshToken: `refresh-${this.tokenSerial}`, tokenType: 'Bearer', expiresIn: 900 };
+    this.validAccess.add(tokens.accessToken);
+    this.validRefresh.add(tokens.refreshToken);
+    return tokens;
+  }
+
+  /** Every access token issued so far stops working, as when they expire. */
+  expireAccessTokens() {
+    this.validAccess.clear();
+  }
+
+  private route(method: string, url: URL, body: any, authorization: string | null): Response {
+    const path = url.pathname;
+    if (method === 'POST' && path === '/v1/auth/login') {
+      if (body.email !== this.email || body.password !== this.password) return problem(401, 'Wrong email or password.');
+      return json(200, this.issueTokens());
+    }
+    if (method === 'POST' && path === '/v1/auth/register') {
+      if (body.email === this.email) return problem(409, 'An account with this email already exists.');
+      this.email = body.email;
+      this.password = body.password;
+      return json(201, this.issueTokens());
+    }
+    if (method === 'POST' && path === '/v1/auth/refresh') {
+      if (!this.validRefresh.delete(body.refreshToken)) return problem(401, 'The refresh token is not valid.');
+      return json(200, this.issueTokens());
+    }
+    const token = authorization?.replace(/^Bearer /, '') ?? '';
+    if (!this.validAccess.has(token)) return problem(401, 'Authentication required.');
+
+    if (method === 'POST' && path === '/v1/auth/logout') {
+      this.validAccess.delete(token);
+      return new Response(null, { status: 204 });
+    }
+    if (method === 'GET' && path === '/v1/me') {
+      return json(200, { id: 'u1', email: this.email, role: 'owner', createdAt: '2026-01-01T00:00:00Z', lastLoginAt: null, tenant: { id: 't1', name: 'Ada' } });
+    }
+    if (method === 'GET' && path === '/v1/bot-config') return json(200, this.bots[0]);
+    if (method === 'PUT' && path === '/v1/bot-config') {
+      const bot = { ...makeBot({ id: this.bots[0]!.id, active: this.bots[0]!.active }), ...body };
+      this.bots[0] = bot;
+      return json(200, bot);
+    }
+    if (method === 'GET' && path === '/v1/bots') return json(200, { items: this.bots, nextCursor: null });
+    const action = path.match(/^\/v1\/bots\/([^/]+)\/(start|stop)$/);
+    if (method === 'POST' && action) {
+      const bot = this.bots.find((b) => b.id === action[1]);
+      if (!bot) return problem(404, 'Not found.');
+      bot.active = action[2] === 'start';
+      return json(200, bot);
+    }
+    const detail = path.match(/^\/v1\/bots\/([^/]+)\/(decisions|orders|positions|performance)$/);
+    if (method === 'GET' && detail) {
+      const limit = Number(url.searchParams.get('limit') ?? 20);
+      const own = <T extends { botId?: string }>(items: T[]) => items.filter((i) => !i.botId || i.botId === detail[1]).slice(0, limit);
+      if (detail[2] === 'decisions') return json(200, { items: own(this.decisions), nextCursor: null });
+      if (detail[2] === 'orders') return json(200, { items: own(this.orders), nextCursor: null });
+      if (detail[2] === 'positions') return json(200, { items: this.positions, nextCursor: null });
+      return json(200, this.performance);
+    }
+    if (method === 'GET' && path === '/v1/exchange-keys') return json(200, this.keys);
+    if (method === 'POST' && path === '/v1/exchange-keys') {
+      if (body.exchange !== 'paper' && !body.apiKey) return problem(422, 'apiKey: required for a real exchange', [{ field: 'apiKey', message: 'required for a real exchange' }]);
+      const key: ExchangeKeyView = {
+        id: `k${this.keys.length + 1}`,
+        exchange: body.exchange,
+        label: body.label,
+        testnet: Boolean(body.testnet),
+        apiKeyMask: body.apiKey ? `••••${String(body.apiKey).slice(-4)}` : '',
+        canTrade: body.exchange === 'paper' ? null : true,
+        canWithdraw: body.exchange === 'paper' ? null : false,
+        ipWhitelisted: body.exchange === 'paper' ? null : false,
+        warnings: [],
+        createdAt: '2026-01-01T00:00:00Z',
+      };
+      this.keys.push(key);
+      return json(201, key);
+    }
+    const key = path.match(/^\/v1\/exchange-keys\/([^/]+)$/);
+    if (method === 'DELETE' && key) {
+      this.keys = this.keys.filter((k) => k.id !== key[1]);
+      return new Response(null, { status: 204 });
+    }
+    if (method === 'GET' && path === '/v1/notification-preferences') return json(200, this.preferences);
+    if (method === 'PUT' && path === '/v1/notification-preferences') {
+      this.preferences = body;
+      return json(200, this.preferences);
+    }
+    if (method === 'POST' && path === '/v1/devices') {
+      this.devices.push(body);
+      return new Response(null, { status: 204 });
+    }
+    if (method === 'DELETE' && path === '/v1/devices') {
+      this.devices = this.devices.filter((d) => d.token !== body.token);
+      return new Response(null, { status: 204 });
+    }
+    return problem(404, 'No resource exists at this path.');
+  }
+}
+
+export class MemoryTokenStore {
+  token: string | null = null;
+  load = async () => this.token;
+  save = async (token: string) => {
+    this.token = token;
+  };
+  clear = async () => {
+    this.token = null;
+  };
+}
