@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.api_keys = ApiKeyService(
             database, redis, settings.api_key_hash_key, settings.api_key_rate_limit_per_minute
         )
-        app.state.bots = BotService(TenantDatabase(database))
+        app.state.bots = BotService(TenantDatabase(database), settings.default_bot_symbols)
         tasks = create_task_client(settings)
         app.state.exchange_keys = ExchangeKeyService(
             TenantDatabase(database),

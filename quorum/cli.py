@@ -10,9 +10,12 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("quorum.supervisor", "start the whole service (embedded PostgreSQL and Redis unless URLs are set)"),
     "serve": ("api.serve", "run the API server only"),
+    "worker": ("workers.commands", "run a Celery worker: trading cycles, key checks, notifications"),
+    "beat": ("workers.commands", "run the scheduler that ticks the dispatcher (exactly one per deployment)"),
     "db": ("tenants.db_commands", "database: bootstrap roles, apply migrations"),
     "openapi": ("api.openapi_export", "print or write the OpenAPI schema"),
     "rotate-master-key": ("tenants.vault_commands", "re-wrap every tenant data key under the active master key"),
+    "admin": ("tenants.admin_commands", "platform operators: grant, revoke, list"),
     "backtest": ("workers.backtest", "replay a CSV through the agents, the rules brain and simulated fills"),
     "decide": ("workers.brain.decide_command", "run one decision on replay data and explain it"),
 }

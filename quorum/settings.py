@@ -60,6 +60,37 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     port: int = 8000
     data_home: str = ".quorum"
 
+    # Trading cycles.
+    dispatch_interval_seconds: float = 15.0  # how often beat asks which bots are due
+    dispatch_chunk_size: int = 200  # run_cycle tasks enqueued per batch
+    cycle_soft_time_limit_seconds: float = 50.0  # a cycle past this is abandoned and recorded as failed
+    cycle_hard_time_limit_seconds: float = 60.0  # the worker thread is given up on after this
+    cycle_concurrency: int = 64  # cycles one worker process runs at once on its event loop
+    # Where candles come from: "ccxt" (the exchanges' public APIs), "replay" (recorded candles in
+    # QUORUM_DATA_DIR/ohlcv, replayed on a clock REPLAY_SPEED times faster than real time) or "auto"
+    # (ccxt when the exchange answers, else replay).
+    market_data: str = "ccxt"
+    replay_speed: float = 1.0
+    # The symbols of a tenant's default bot; empty: BTC/USDT. The offline embedded default sets the
+    # markets it has recorded candles for.
+    default_bot_symbols: tuple[str, ...] = ()
+    # Paper accounts: starting cash per currency, fee per fill and slippage against the taker, in %.
+    paper_starting_balances: str = "USDT=10000,USDC=10000,USD=10000,BTC=1,ETH=10"
+    paper_fee_pct: float = 0.1
+    paper_slippage_pct: float = 0.05
+
+    # The GPT brain (workers/brain/gpt.py reads these by name); no base URL and no key: rules brain only.
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+    openai_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = 20.0
+    llm_max_retries: int = 2
+    llm_max_completion_tokens: int = 600
+    llm_breaker_failures: int = 5
+    llm_breaker_window_seconds: float = 60.0
+    llm_breaker_cooldown_seconds: float = 60.0
+    tenant_daily_token_budget: int = 200_000  # per tenant per UTC day; 0 = unlimited
+
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
@@ -114,7 +145,7 @@ def _from_environment(environ: dict[str, str]) -> dict[str, object]:
         value = environ.get(field.name.upper())
         if value is None:
             continue
-        if field.name == "trusted_proxies":
+        if field.name in ("trusted_proxies", "default_bot_symbols"):
             raw[field.name] = tuple(v.strip() for v in value.split(",") if v.strip())
         else:
             raw[field.name] = value

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,6 @@ EMBEDDED_DATABASE = "quorum"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pg-port", type=int, default=int(os.environ.get("EMBEDDED_PG_PORT", "54329")))
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("EMBEDDED_REDIS_PORT", "63799")))
-    parser.add_argument("--worker-concurrency", type=int, default=2)
 
 
 class Supervisor:
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             supervisor.redis.start()
             env["REDIS_URL"] = supervisor.redis.url
             print(f"quorum: embedded Redis on 127.0.0.1:{args.redis_port} (data in {data_home / 'redis'})")
+        _choose_market_data(env)
         settings = load_settings(env)
         settings.check()
         if settings.secret_key == DEV_SECRET_KEY:
@@ -88,12 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
         bootstrap(settings)
         python = sys.executable
-        celery = [python, "-m", "celery", "-A", "workers.celery_app"]
-        supervisor.spawn("api", [python, "-m", "quorum.cli", "serve"], env)
-        supervisor.spawn("worker", [*celery, "worker", "--concurrency", str(args.worker_concurrency),
-                                    "--loglevel", "INFO", "-n", "worker@%h"], env)
-        supervisor.spawn("beat", [*celery, "beat", "--loglevel", "INFO",
-                                  "--schedule", str(data_home / "celerybeat-schedule")], env)
+        quorum = [python, "-m", "quorum.cli"]
+        supervisor.spawn("api", [*quorum, "serve"], env)
+        supervisor.spawn("worker", [*quorum, "worker"], env)
+        supervisor.spawn("beat", [*quorum, "beat", "--schedule", str(data_home / "celerybeat-schedule")], env)
         wait_for_port(settings.port, 60)
         base = f"http://127.0.0.1:{settings.port}"
         print(f"\nquorum: API on {base}\nquorum: API docs at {base}/schema/swagger (also {base}/schema)\n"
@@ -109,3 +108,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         supervisor.stop()
+
+
+def _online(host: str = "api.binance.com", port: int = 443, timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _choose_market_data(env: dict[str, str]) -> None:
+    """Live public candles when the exchanges are reachable, else the recorded ones replayed at 60x, with
+    the default bot trading a market that was recorded (unless MARKET_DATA says otherwise)."""
+    if env.get("MARKET_DATA"):
+        return
+    if _online():
+        env["MARKET_DATA"] = "ccxt"
+        print("quorum: market data from the exchanges' public APIs; paper bots trade Binance prices")
+        return
+    from workers.market.feed import WARMUP_CANDLES
+    from workers.market.replay import ReplaySource
+
+    replay = ReplaySource()
+    recorded = [s for s, tfs in replay.markets().items() if len(replay.series(s, tfs[0])) > WARMUP_CANDLES]
+    env["MARKET_DATA"] = "replay"
+    env.setdefault("REPLAY_SPEED", "60")
+    if recorded:
+        env.setdefault("DEFAULT_BOT_SYMBOLS", recorded[0])
+    print(f"quorum: offline: replaying recorded candles ({', '.join(recorded) or 'none found'}) "
+          f"at {env['REPLAY_SPEED']}x; the default bot trades {env.get('DEFAULT_BOT_SYMBOLS', 'BTC/USDT')}")

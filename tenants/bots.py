@@ -76,8 +76,11 @@ class BotPage(msgspec.Struct, frozen=True):
 
 
 class BotService:
-    def __init__(self, tenants: TenantDatabase) -> None:
+    def __init__(self, tenants: TenantDatabase, default_symbols: tuple[str, ...] = ()) -> None:
         self.tenants = tenants
+        # The default bot's symbols when the deployment sets them (the offline embedded default trades
+        # the markets it has recorded candles for); else bot_limits.DEFAULT_SYMBOLS.
+        self.default_symbols = default_symbols
 
     async def create(self, principal: Principal, settings: BotSettings, client_ip: str = "") -> Bot:
         async with self.tenants.transaction(principal) as session:
@@ -146,7 +149,7 @@ class BotService:
     async def get_default_config(self, principal: Principal, client_ip: str = "") -> Bot:
         """The tenant's default bot, created (paper, rules brain, BTC/USDT) the first time it is asked for."""
         async with self.tenants.transaction(principal) as session:
-            return await _default_bot(session, principal, client_ip)
+            return await _default_bot(session, principal, client_ip, self.default_symbols)
 
     async def put_default_config(self, principal: Principal, settings: BotSettings, client_ip: str = "") -> Bot:
         """Replace the default bot's whole configuration; its id, active flag and history stay."""
@@ -171,13 +174,16 @@ async def _find(session: AsyncSession, principal: Principal, bot_id: uuid.UUID, 
     return bot
 
 
-async def _default_bot(session: AsyncSession, principal: Principal, client_ip: str) -> Bot:
+async def _default_bot(
+    session: AsyncSession, principal: Principal, client_ip: str, symbols: tuple[str, ...] = ()
+) -> Bot:
     query = select(Bot).where(Bot.tenant_id == principal.tenant_id, Bot.is_default).with_for_update()
     bot = await session.scalar(query)
     if bot is not None:
         return bot
     bot = Bot(tenant_id=principal.tenant_id, is_active=False, is_default=True)
-    _apply(bot, msgspec.structs.asdict(BotSettings()))
+    defaults = BotSettings(symbols=list(symbols)) if symbols else BotSettings()
+    _apply(bot, msgspec.structs.asdict(defaults))
     try:
         async with session.begin_nested():
             session.add(bot)

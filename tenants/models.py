@@ -355,6 +355,8 @@ class Position(TenantOwned, Base):
     fees: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     close_reason: Mapped[str | None] = mapped_column(String(16), default=None)  # signal|stop_loss|take_profit|external
     opened_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    # The market's clock at the open (ms): the wall clock live, the recording's time in replay.
+    opened_market_ms: Mapped[int] = mapped_column(BigInteger)
     closed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.signals import setup_logging
+from kombu import Queue
 
 from quorum.logs import configure_logging
 from quorum.settings import get_settings
-
-DISPATCH_INTERVAL_SECONDS = 15.0
 
 
 def create_celery() -> Celery:
@@ -28,8 +27,18 @@ def create_celery() -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         beat_schedule={
-            "dispatch": {"task": "quorum.dispatch", "schedule": DISPATCH_INTERVAL_SECONDS},
+            "dispatch": {
+                "task": "quorum.dispatch",
+                "schedule": settings.dispatch_interval_seconds,
+                # A tick nobody ran in time is worthless: the next one looks at the bots again.
+                "options": {"expires": settings.dispatch_interval_seconds},
+            },
         },
+        # Cycles have their own queue, so a backlog of them never delays the dispatcher, key checks
+        # or notifications; a worker consumes both unless told otherwise (`quorum worker --queues`).
+        task_queues=[Queue("celery"), Queue("cycles")],
+        task_default_queue="celery",
+        task_routes={"quorum.run_cycle": {"queue": "cycles"}},
         include=["workers.tasks"],
     )
     return app

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 import msgspec
-import redis
 
 from quorum.settings import get_settings
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
-LAST_DISPATCH_KEY = "quorum:dispatch:last_tick"
 
 
 @app.task(name="quorum.ping")
@@ -22,15 +19,47 @@ def ping() -> str:
     return "pong"
 
 
-@app.task(name="quorum.dispatch", ignore_result=True)
-def dispatch() -> None:
-    """Beat's tick: records when it ran (admin status reads it). Enqueueing due bot cycles lands with the bots."""
-    client = redis.Redis.from_url(get_settings().redis_url)
-    try:
-        client.set(LAST_DISPATCH_KEY, str(time.time()))
-    finally:
-        client.close()
-    log.info("dispatcher tick")
+@app.task(name="quorum.dispatch", ignore_result=True, acks_late=False)
+def dispatch() -> dict[str, object]:
+    """Beat's tick: enqueue a `quorum.run_cycle` for every bot that is due."""
+    from workers.dispatch import DueCycle
+    from workers.dispatch import dispatch as dispatch_due
+    from workers.runtime import runtime
+
+    rt = runtime()
+    settings = rt.settings
+
+    def send(batch: list[DueCycle]) -> None:
+        with app.producer_or_acquire() as producer:
+            for item in batch:
+                run_cycle.apply_async(
+                    args=[str(item.tenant_id), str(item.bot_id), item.slot], producer=producer, ignore_result=True
+                )
+
+    report = rt.run(
+        dispatch_due(
+            rt.database, rt.redis, send,
+            stale_after_seconds=settings.cycle_hard_time_limit_seconds + 5,
+            chunk_size=settings.dispatch_chunk_size,
+        ),
+        timeout=60,
+    )
+    return msgspec.to_builtins(report)
+
+
+@app.task(name="quorum.run_cycle", ignore_result=True)
+def run_cycle(tenant_id: str, bot_id: str, slot: int) -> dict[str, object]:
+    """One bot's cycle for one slot, on the process's event loop; a redelivery of a finished slot does nothing."""
+    from workers.runtime import runtime
+
+    rt = runtime()
+
+    async def go() -> object:
+        env = await rt.cycle_env()
+        return await env.run(uuid.UUID(tenant_id), uuid.UUID(bot_id), int(slot))
+
+    report = rt.run(go(), timeout=get_settings().cycle_hard_time_limit_seconds)
+    return msgspec.to_builtins(report)
 
 
 @app.task(name="quorum.check_exchange_key", acks_late=False, time_limit=60, soft_time_limit=45)

@@ -38,37 +38,56 @@ def analyse_symbol(
     now_ms: int | None = None,
 ) -> list[Insight]:
     """Every agent's Insight for `symbol`: technical, fibonacci, gann, sentiment, then positions when one is open."""
+    insights = market_insights(symbol, candles, headlines, now_ms)
+    managed = position_insight(symbol, candles, insights[0], positions, now_ms)
+    return insights if managed is None else [*insights, managed]
+
+
+def market_insights(
+    symbol: str, candles: Mapping[str, Candles], headlines: Sequence[Headline] = (), now_ms: int | None = None
+) -> list[Insight]:
+    """The insights that depend on the market alone (technical, fibonacci, gann, sentiment): the same for
+    every bot on this symbol and candle, so a worker computes them once and shares them."""
     if not candles:
         raise ValueError("analyse_symbol needs at least one timeframe of candles")
-    timeframe = next(iter(candles))
-    trading = candles[timeframe]
-    if now_ms is None:
-        now_ms = int(trading.timestamp[-1]) + TIMEFRAME_MS[timeframe] if len(trading) else 0
-
+    trading = next(iter(candles.values()))
     technical = technical_insight(symbol, candles)
     atr = technical.values["atr"]
-    insights = [
+    return [
         technical,
         fibonacci_insight(symbol, trading, atr=atr),
         gann_insight(symbol, trading, atr=atr),
+        sentiment_insight(symbol, headlines, _now(trading, now_ms)),
     ]
 
-    insights.append(sentiment_insight(symbol, headlines, now_ms))
 
+def position_insight(
+    symbol: str,
+    candles: Mapping[str, Candles],
+    technical: Insight,
+    positions: Sequence[OpenPosition],
+    now_ms: int | None = None,
+) -> Insight | None:
+    """The position manager's insight on the bot's own open position(s) in `symbol`, if any."""
+    timeframe = next(iter(candles))
+    trading = candles[timeframe]
     mine = [p for p in positions if p.symbol == symbol]
-    if mine and len(trading):
-        price = float(trading.close[-1])
-        side = managed_side([p for p in mine if p.amount > 0] or mine)
-        opened = min(p.opened_at for p in mine if p.side is side)
-        managed = positions_insight(
-            symbol,
-            mine,
-            price=price,
-            atr=atr,
-            now_ms=now_ms,
-            bar_ms=TIMEFRAME_MS[timeframe],
-            best_price=_best_price_since(trading, opened, side),
-        )
-        if managed is not None:
-            insights.append(managed)
-    return insights
+    if not mine or not len(trading):
+        return None
+    side = managed_side([p for p in mine if p.amount > 0] or mine)
+    opened = min(p.opened_at for p in mine if p.side is side)
+    return positions_insight(
+        symbol,
+        mine,
+        price=float(trading.close[-1]),
+        atr=technical.values["atr"],
+        now_ms=_now(trading, now_ms),
+        bar_ms=TIMEFRAME_MS[timeframe],
+        best_price=_best_price_since(trading, opened, side),
+    )
+
+
+def _now(trading: Candles, now_ms: int | None) -> int:
+    if now_ms is not None:
+        return now_ms
+    return int(trading.timestamp[-1]) + TIMEFRAME_MS[trading.timeframe] if len(trading) else 0

@@ -8,7 +8,8 @@ For an OPEN_LONG / OPEN_SHORT, in this order (the first veto turns the decision 
    side of the entry; a take-profit on the wrong side is dropped.
 4. Leverage is clamped to [1, the bot's `max_leverage`], and to the exchange's maximum when known.
 5. Prices are rounded to the price tick (the stop away from the entry, so the risk is never understated).
-6. Size = equity x `risk_per_trade_pct` / stop distance, capped by equity x leverage / entry, rounded
+6. Size = equity x `risk_per_trade_pct` / stop distance, capped by equity x leverage / entry (less the
+   `cost_reserve_pct` kept for fees and slippage), rounded
    DOWN to the amount step; vetoed when below the minimum amount or the minimum notional.
 Every clamp and veto comes back as an `Adjustment` with its reason.
 """
@@ -35,6 +36,9 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_open_positions: int = 1
     daily_loss_limit_pct: float = 3.0  # 0 disables the kill switch
     allow_short: bool = True
+    # Part of the notional cap kept back for the fee and slippage of the fill, so a position sized to the
+    # cap still fits the margin the exchange will ask for.
+    cost_reserve_pct: float = 0.0
 
 
 class AccountState(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,7 +195,7 @@ def guard(
     distance = abs(entry - stop)
     size = risk_amount / distance
     detail = f"{config.risk_per_trade_pct:g}% of equity {account.equity:g} over a stop distance {distance:.10g}"
-    max_size = account.equity * leverage / entry
+    max_size = account.equity * leverage * (1 - config.cost_reserve_pct / 100) / entry
     if decision.size is not None and _finite(decision.size) and 0 < decision.size < min(size, max_size):
         size = decision.size
         detail = f"the brain's size {size:.10g}, below the risk and leverage limits"

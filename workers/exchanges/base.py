@@ -123,6 +123,7 @@ class ExchangeOrder(msgspec.Struct, frozen=True, kw_only=True):
     stop_loss: float | None = None
     take_profit: float | None = None
     timestamp_ms: int | None = None
+    fee: float | None = None  # in the settle currency, when the exchange reports it
 
 
 class AssetBalance(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,8 +7,9 @@ are in the outbox table and a later sweep can deliver them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 from redis.asyncio import Redis
@@ -20,12 +21,13 @@ DELIVER_TASK = "quorum.deliver_event"
 _encode = msgspec.json.Encoder().encode
 
 
-async def publish_events(redis: Redis, messages: Sequence[EventMessage]) -> None:
+SendTask = Callable[[str, list[str]], object]  # (task name, args): Celery's `app.send_task`
+
+
+async def publish_events(redis: Redis, messages: Sequence[EventMessage], send_task: SendTask) -> None:
     """Publish each event on its tenant's stream channel and enqueue its delivery task."""
     if not messages:
         return
-    from workers.celery_app import app  # the Celery app imports tasks; keep this module light
-
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for message in messages:
@@ -33,8 +35,13 @@ async def publish_events(redis: Redis, messages: Sequence[EventMessage]) -> None
             await pipe.execute()
     except Exception as exc:  # the stream is best effort; the outbox keeps the event
         log.warning("live stream publish failed", extra={"error": str(exc), "events": len(messages)})
+    await asyncio.to_thread(_enqueue, messages, send_task)
+
+
+def _enqueue(messages: Sequence[EventMessage], send_task: SendTask) -> None:
+    """Runs in a thread: publishing to the broker blocks."""
     for message in messages:
         try:
-            app.send_task(DELIVER_TASK, args=[str(message.tenant_id), str(message.id)], ignore_result=True)
+            send_task(DELIVER_TASK, [str(message.tenant_id), str(message.id)])
         except Exception as exc:
             log.warning("event delivery not enqueued", extra={"error": str(exc), "event_id": str(message.id)})

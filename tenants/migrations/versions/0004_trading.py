@@ -116,6 +116,7 @@ def upgrade() -> None:
         sa.Column("fees", sa.Numeric(precision=38, scale=18), nullable=False),
         sa.Column("close_reason", sa.String(length=16), nullable=True),
         sa.Column("opened_at", TS, nullable=False),
+        sa.Column("opened_market_ms", sa.BigInteger(), nullable=False),
         sa.Column("closed_at", TS, nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", TS, nullable=False),
@@ -303,25 +304,27 @@ def upgrade() -> None:
         grant_to_app(table)
     # The outbox and fills are append-only for the application.
     op.execute(f'REVOKE UPDATE, DELETE ON events, fills FROM "{app_role()}"')
-    # The dispatcher's one window across tenants: which active bots have no cycle for their current slot.
-    # A slot is the bot's interval-aligned start time (seconds since the epoch); ids only come out.
+    # The dispatcher's one window across tenants: active bots with no cycle for their current slot, or
+    # whose cycle for it was left running by a worker that died (not touched since `p_stale_before`).
+    # A slot is the bot's interval-aligned start time in seconds since the epoch. Ids only come out.
     op.execute(
-        "CREATE FUNCTION due_bot_cycles(p_now timestamptz, p_limit integer) "
+        "CREATE FUNCTION due_bot_cycles(p_now timestamptz, p_stale_before timestamptz, p_after uuid, p_limit integer) "
         "RETURNS TABLE (tenant_id uuid, bot_id uuid, slot bigint) "
         "LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$ "
         "  SELECT b.tenant_id, b.id, s.slot FROM bots b JOIN tenants t ON t.id = b.tenant_id "
         "  CROSS JOIN LATERAL (SELECT (floor(extract(epoch FROM p_now) / b.cycle_interval_seconds) "
         "    * b.cycle_interval_seconds)::bigint AS slot) s "
-        "  WHERE b.is_active AND t.is_active AND NOT EXISTS (SELECT 1 FROM cycles c "
-        "    WHERE c.tenant_id = b.tenant_id AND c.bot_id = b.id AND c.slot = s.slot) "
+        "  WHERE b.is_active AND t.is_active AND b.id > p_after AND NOT EXISTS (SELECT 1 FROM cycles c "
+        "    WHERE c.tenant_id = b.tenant_id AND c.bot_id = b.id AND c.slot = s.slot "
+        "    AND (c.status <> 'running' OR c.updated_at > p_stale_before)) "
         "  ORDER BY b.id LIMIT p_limit $$"
     )
-    op.execute("REVOKE ALL ON FUNCTION due_bot_cycles(timestamptz, integer) FROM PUBLIC")
-    op.execute(f'GRANT EXECUTE ON FUNCTION due_bot_cycles(timestamptz, integer) TO "{app_role()}"')
-
+    signature = "due_bot_cycles(timestamptz, timestamptz, uuid, integer)"
+    op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+    op.execute(f'GRANT EXECUTE ON FUNCTION {signature} TO "{app_role()}"')
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION due_bot_cycles(timestamptz, integer)")
+    op.execute("DROP FUNCTION due_bot_cycles(timestamptz, timestamptz, uuid, integer)")
 
     op.drop_index("ix_fills_tenant_bot", table_name="fills")
     op.drop_table("fills")
