@@ -1,1 +1,13 @@
-// Screens under test run against the fake API in test/fakeApi.ts; nothing reaches the network.
+// The native edges the app touches: push permissions and tokens come from the OS, which tests play.
+// Each test can change what they answer (e.g. a refused permission) through the jest.fn handles.
+jest.mock('expo-notifications', () => ({
+  getPermissionsAsync: jest.fn(async () => ({ status: 'undetermined' })),
+  requestPermissionsAsync: jest.fn(async () => ({ status: 'granted' })),
+  getDevicePushTokenAsync: jest.fn(async () => ({ type: 'ios', data: 'apns-device-token' })),
+  setNotificationChannelAsync: jest.fn(async () => null),
+  setNotificationHandler: jest.fn(),
+  getLastNotificationResponseAsync: jest.fn(async () => null),
+  addNotificationResponseReceivedListener: jest.fn(() => ({ remove: jest.fn() })),
+  AndroidImportance: { HIGH: 4 },
+}));
+jest.mock('expo-device', () => ({ isDevice: true }));
