@@ -5,6 +5,7 @@
  */
 import type { DecisionView, NotificationPreferences, OrderView, PerformanceView, PositionView } from '../src/api/pending';
 import type { components } from '../src/api/schema';
+import type { StreamEvent, StreamEventType } from '../src/stream/eventStream';
 
 type BotView = components['schemas']['BotView'];
 type ExchangeKeyView = components['schemas']['ExchangeKeyView'];
@@ -51,21 +52,32 @@ export function makeBot(overrides: Partial<BotView> = {}): BotView {
   };
 }
 
-export function makeDecision(overrides: Partial<DecisionView> = {}): DecisionView {
+export function makeDecision(overrides: Partial<DecisionView> & { reasons?: string[] } = {}): DecisionView {
+  const { reasons = ['RSI crossed up from oversold', 'price above the 0.618 retracement'], ...rest } = overrides;
+  const action = rest.action ?? 'OPEN_LONG';
+  const symbol = rest.symbol ?? 'BTC/USDT';
+  const confidence = rest.confidence ?? 0.72;
   return {
     id: 'd1',
     botId: makeBot().id,
-    symbol: 'BTC/USDT',
-    action: 'OPEN_LONG',
-    confidence: 0.72,
-    reasons: ['RSI crossed up from oversold', 'price above the 0.618 retracement'],
-    entry: 64000,
-    stopLoss: 62500,
-    takeProfit: 67000,
-    size: 0.01,
+    cycleId: 'c1',
+    symbol,
+    action,
+    confidence,
+    brain: 'rules',
+    fallback: null,
+    price: 64000,
+    insights: [],
+    proposal: null,
+    final: { action, symbol, confidence, entry: 64000, stopLoss: 62500, takeProfit: 67000, leverage: 1, size: 0.01, reasons },
+    guardChanges: [],
     createdAt: '2026-01-01T00:15:00Z',
-    ...overrides,
+    ...rest,
   };
+}
+
+export function makeEvent(type: StreamEventType, botId: string | null = makeBot().id): StreamEvent {
+  return { type, message: { id: `e-${type}`, tenantId: 't1', botId, type, createdAt: '2026-01-01T00:15:00Z', payload: {} } };
 }
 
 export class FakeApi {
@@ -81,9 +93,9 @@ export class FakeApi {
   decisions: DecisionView[] = [];
   orders: OrderView[] = [];
   positions: PositionView[] = [];
-  performance: PerformanceView = { realizedPnl: 0, unrealizedPnl: 0 };
-  preferences: NotificationPreferences = { decisions: true, orders: true, botStatus: true };
-  devices: { token: string; platform: string }[] = [];
+  performance: PerformanceView = { realizedPnl: '0', unrealizedPnl: '0', returnPct: null, winRate: null, openPositions: 0, closedPositions: 0 };
+  preferences: NotificationPreferences = { push: { 'bot.paused': true, 'trade.opened': true, 'trade.closed': true } };
+  devices: { id: string; token: string; platform: string; appVersion?: string }[] = [];
   /** Answers the next call to this "METHOD /path" with the given response instead. */
   overrides = new Map<string, () => Response>();
 
@@ -153,6 +165,11 @@ export class FakeApi {
       return json(200, bot);
     }
     if (method === 'GET' && path === '/v1/bots') return json(200, { items: this.bots, nextCursor: null });
+    const one = path.match(/^\/v1\/bots\/([^/]+)$/);
+    if (method === 'GET' && one) {
+      const bot = this.bots.find((b) => b.id === one[1]);
+      return bot ? json(200, bot) : problem(404, 'Not found.');
+    }
     const action = path.match(/^\/v1\/bots\/([^/]+)\/(start|stop)$/);
     if (method === 'POST' && action) {
       const bot = this.bots.find((b) => b.id === action[1]);
@@ -166,7 +183,8 @@ export class FakeApi {
       const own = <T extends { botId?: string }>(items: T[]) => items.filter((i) => !i.botId || i.botId === detail[1]).slice(0, limit);
       if (detail[2] === 'decisions') return json(200, { items: own(this.decisions), nextCursor: null });
       if (detail[2] === 'orders') return json(200, { items: own(this.orders), nextCursor: null });
-      if (detail[2] === 'positions') return json(200, { items: this.positions, nextCursor: null });
+      const status = url.searchParams.get('status');
+      if (detail[2] === 'positions') return json(200, { items: own(this.positions.filter((p) => !status || p.status === status)), nextCursor: null });
       return json(200, this.performance);
     }
     if (method === 'GET' && path === '/v1/exchange-keys') return json(200, this.keys);
@@ -198,11 +216,13 @@ export class FakeApi {
       return json(200, this.preferences);
     }
     if (method === 'POST' && path === '/v1/devices') {
-      this.devices.push(body);
-      return new Response(null, { status: 204 });
+      const device = { id: `dev${this.devices.length + 1}`, ...body };
+      this.devices.push(device);
+      return json(200, { id: device.id, platform: device.platform, tokenEnding: String(device.token).slice(-8) });
     }
-    if (method === 'DELETE' && path === '/v1/devices') {
-      this.devices = this.devices.filter((d) => d.token !== body.token);
+    const device = path.match(/^\/v1\/devices\/([^/]+)$/);
+    if (method === 'DELETE' && device) {
+      this.devices = this.devices.filter((d) => d.id !== device[1]);
       return new Response(null, { status: 204 });
     }
     return problem(404, 'No resource exists at this path.');

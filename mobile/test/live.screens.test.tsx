@@ -2,7 +2,7 @@ import { act, fireEvent, screen, waitFor, within } from '@testing-library/react-
 import * as Notifications from 'expo-notifications';
 
 import type { StreamEvent } from '../src/stream/eventStream';
-import { FakeApi, makeBot, makeDecision } from './fakeApi';
+import { FakeApi, makeBot, makeDecision, makeEvent } from './fakeApi';
 import { renderApp } from './renderApp';
 import { settle } from './settle';
 
@@ -30,10 +30,14 @@ function serverWithActivity() {
   const server = new FakeApi();
   server.bots[0]!.active = true;
   server.decisions = [makeDecision({ id: 'd1', action: 'WAIT', reasons: ['no clear trend'] })];
-  server.positions = [{ symbol: 'BTC/USDT', side: 'long', size: 0.01, entryPrice: 64000, unrealizedPnl: 12.5 }];
-  server.performance = { realizedPnl: 30, unrealizedPnl: 12.5 };
+  const botId = server.bots[0]!.id;
+  server.positions = [
+    { id: 'p1', botId, symbol: 'BTC/USDT', side: 'long', status: 'open', amount: '0.01', entryPrice: '64000', unrealizedPnl: '12.5', realizedPnl: '0', openedAt: '2026-01-01T00:15:01Z' },
+    { id: 'p0', botId, symbol: 'ETH/USDT', side: 'short', status: 'closed', amount: '0.2', entryPrice: '3000', unrealizedPnl: '0', realizedPnl: '30', openedAt: '2026-01-01T00:00:01Z' },
+  ];
+  server.performance = { realizedPnl: '30', unrealizedPnl: '12.5', returnPct: 0.425, winRate: 1, openPositions: 1, closedPositions: 1 };
   server.orders = [
-    { id: 'o1', botId: server.bots[0]!.id, symbol: 'BTC/USDT', side: 'buy', type: 'market', status: 'filled', amount: 0.01, price: 64000, clientOrderId: 'q-1', createdAt: '2026-01-01T00:15:01Z' },
+    { id: 'o1', botId, clientOrderId: 'q-1', symbol: 'BTC/USDT', leg: 'entry', side: 'buy', type: 'market', status: 'filled', amount: '0.01', price: null, filled: '0.01', averagePrice: '64000', error: null, createdAt: '2026-01-01T00:15:01Z' },
   ];
   return server;
 }
@@ -43,22 +47,23 @@ test('Home shows each bot with its status, PnL, open positions and latest decisi
   const card = screen.getByTestId('bot-My bot');
   expect(within(card).getByTestId('bot-status').props.children).toBe('● Running');
   expect(within(card).getByTestId('bot-pnl').props.children).toBe('+42.5');
-  expect(within(card).getByText(/Long 0.01 BTC\/USDT @ 64,000/)).toBeTruthy();
+  expect(within(card).getByText(/Long 0.01 BTC\/USDT @ 64000/)).toBeTruthy();
+  expect(within(card).getAllByTestId('position')).toHaveLength(1); // closed positions are not open ones
   expect(within(card).getByText(/Wait · BTC\/USDT · 72% confidence/)).toBeTruthy();
   expect(screen.getByTestId('stream-status').props.children).toBe('Live updates on');
 });
 
-test('a decision from the stream appears on Home without a reload', async () => {
+test('a decision event from the stream brings the new decision onto Home', async () => {
   const { server } = await renderApp({ server: serverWithActivity() });
-  const before = server.calls.length;
-  emit({ type: 'decision', data: makeDecision({ id: 'd2', action: 'OPEN_SHORT', symbol: 'BTC/USDT', confidence: 0.9 }) });
+  server.decisions.unshift(makeDecision({ id: 'd2', action: 'OPEN_SHORT', symbol: 'BTC/USDT', confidence: 0.9 }));
+  emit(makeEvent('decision'));
   expect(await screen.findByText(/Open short · BTC\/USDT · 90% confidence/)).toBeTruthy();
-  expect(server.calls.length).toBe(before);
 });
 
-test('a bot event from the stream updates its status', async () => {
-  await renderApp({ server: serverWithActivity() });
-  emit({ type: 'bot', data: makeBot({ active: false, pausedReason: 'The exchange refused the key.' }) });
+test('a bot.paused event from the stream updates its status', async () => {
+  const { server } = await renderApp({ server: serverWithActivity() });
+  Object.assign(server.bots[0]!, { active: false, pausedReason: 'The exchange refused the key.' });
+  emit(makeEvent('bot.paused'));
   expect(await screen.findByText('The exchange refused the key.')).toBeTruthy();
   expect(screen.getByTestId('bot-status').props.children).toBe('⏸ Paused');
 });
@@ -77,28 +82,33 @@ test('Activity lists decisions with their reasons and the orders, and adds new o
   fireEvent.press(screen.getByTestId('bot-open-activity'));
   await screen.findByText('• no clear trend');
   expect(screen.getByText(/BUY 0.01 BTC\/USDT · market · filled/)).toBeTruthy();
-  emit({ type: 'decision', data: makeDecision({ id: 'd3', reasons: ['breakout above resistance'] }) });
-  emit({ type: 'order', data: { ...server.orders[0]!, id: 'o2', side: 'sell', status: 'open' } });
+  expect(screen.getByText(/filled 0.01 at 64000/)).toBeTruthy();
+  server.decisions.unshift(makeDecision({ id: 'd3', reasons: ['breakout above resistance'] }));
+  server.orders.unshift({ ...server.orders[0]!, id: 'o2', side: 'sell', status: 'open', averagePrice: null });
+  emit(makeEvent('decision'));
+  emit(makeEvent('order'));
   expect(await screen.findByText('• breakout above resistance')).toBeTruthy();
   expect(screen.getByText(/SELL 0.01 BTC\/USDT · market · open/)).toBeTruthy();
   expect(screen.getAllByTestId('decision')).toHaveLength(2);
 });
 
-test('a decision of another bot does not appear on this one', async () => {
-  await renderApp({ server: serverWithActivity() });
+test("another bot's events do not make this screen re-read anything", async () => {
+  const server = serverWithActivity();
+  await renderApp({ server });
   fireEvent.press(screen.getByTestId('bot-open-activity'));
   await screen.findByText('• no clear trend');
-  emit({ type: 'decision', data: makeDecision({ id: 'x', botId: 'another-bot', reasons: ['not mine'] }) });
+  const before = server.calls.length;
+  emit(makeEvent('decision', 'another-bot'));
   await settle();
-  expect(screen.queryByText('• not mine')).toBeNull();
+  expect(server.calls.length).toBe(before);
 });
 
 test('Settings: notification preferences are saved as they are switched', async () => {
   const { server } = await renderApp();
   fireEvent.press(screen.getByTestId('tab-settings'));
-  const toggle = await screen.findByTestId('pref-orders');
-  fireEvent(toggle, 'valueChange', false);
-  await waitFor(() => expect(server.preferences).toEqual({ decisions: true, orders: false, botStatus: true }));
+  expect(await screen.findByText('A bot was paused (e.g. the exchange refused its key)')).toBeTruthy();
+  fireEvent(screen.getByTestId('pref-trade.opened'), 'valueChange', false);
+  await waitFor(() => expect(server.preferences).toEqual({ push: { 'bot.paused': true, 'trade.opened': false, 'trade.closed': true } }));
 });
 
 test('Settings: enabling push asks for permission and registers the device token with the API', async () => {
@@ -107,7 +117,7 @@ test('Settings: enabling push asks for permission and registers the device token
   fireEvent.press(await screen.findByTestId('push-enable'));
   expect(await screen.findByText('This device will receive notifications.')).toBeTruthy();
   expect(Notifications.requestPermissionsAsync).toHaveBeenCalled();
-  expect(server.devices).toEqual([{ token: 'apns-device-token', platform: 'ios' }]);
+  expect(server.devices).toEqual([{ id: 'dev1', platform: 'ios', token: 'apns-device-token', appVersion: expect.any(String) }]);
   // Logging out unregisters the device, so the next user of the phone gets nothing of this account.
   fireEvent.press(screen.getByTestId('logout'));
   await screen.findByTestId('screen-login');

@@ -1,7 +1,7 @@
 /** How a decision, an order and a position read in a list (Home and Activity share them). */
 import { Text, View } from 'react-native';
 
-import type { DecisionView, OrderView, PositionView } from '../api/pending';
+import type { DecimalText, DecisionView, OrderView, PositionView } from '../api/pending';
 import { Muted, colors } from './ui';
 
 export function formatNumber(value: number | null | undefined, digits = 2): string {
@@ -9,14 +9,18 @@ export function formatNumber(value: number | null | undefined, digits = 2): stri
   return value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }
 
-export function formatPnl(value: number | null | undefined): string {
+/** A signed amount for display; the server's exact decimal text is rounded here only to read well. */
+export function formatPnl(value: DecimalText | number | null | undefined): string {
   if (value === null || value === undefined) return '—';
-  return `${value > 0 ? '+' : ''}${formatNumber(value)}`;
+  const amount = Number(value);
+  if (Number.isNaN(amount)) return String(value);
+  return `${amount > 0 ? '+' : ''}${formatNumber(amount)}`;
 }
 
-export function pnlColor(value: number | null | undefined): string {
-  if (!value) return colors.text;
-  return value > 0 ? colors.success : colors.danger;
+export function pnlColor(value: DecimalText | number | null | undefined): string {
+  const amount = Number(value ?? 0);
+  if (!amount) return colors.text;
+  return amount > 0 ? colors.success : colors.danger;
 }
 
 function when(iso: string): string {
@@ -32,22 +36,33 @@ const ACTION_LABELS: Record<string, string> = {
   CLOSE: 'Close',
 };
 
-export function DecisionItem({ decision, showReasons = true }: { decision: DecisionView; showReasons?: boolean }) {
+export function DecisionItem({ decision, detailed = true }: { decision: DecisionView; detailed?: boolean }) {
+  const trade = decision.final ?? decision.proposal;
+  const reasons = trade?.reasons.length ? trade.reasons : decision.insights.flatMap((i) => i.reasons.map((r) => `${i.agent}: ${r}`));
   return (
     <View testID="decision" style={{ borderTopWidth: 1, borderColor: colors.border, paddingTop: 6, gap: 2 }}>
       <Text style={{ fontWeight: '600' }}>
         {ACTION_LABELS[decision.action] ?? decision.action} · {decision.symbol} · {Math.round(decision.confidence * 100)}% confidence
       </Text>
-      <Muted>{when(decision.createdAt)}</Muted>
-      {decision.entry !== null ? (
+      <Muted>
+        {when(decision.createdAt)} · {decision.brain} brain{decision.fallback ? ` (fallback: ${decision.fallback})` : ''}
+      </Muted>
+      {detailed && trade?.entry != null ? (
         <Muted>
-          entry {formatNumber(decision.entry, 8)} · stop {formatNumber(decision.stopLoss, 8)} · take profit {formatNumber(decision.takeProfit, 8)} · size {formatNumber(decision.size, 8)}
+          entry {formatNumber(trade.entry, 8)} · stop {formatNumber(trade.stopLoss, 8)} · take profit {formatNumber(trade.takeProfit, 8)} · size {formatNumber(trade.size, 8)}
         </Muted>
       ) : null}
-      {showReasons
-        ? decision.reasons.map((reason, i) => (
+      {detailed
+        ? reasons.map((reason, i) => (
             <Text key={i} testID="decision-reason">
               • {reason}
+            </Text>
+          ))
+        : null}
+      {detailed
+        ? decision.guardChanges.map((change, i) => (
+            <Text key={`g${i}`} style={{ color: colors.warning }}>
+              Risk guard {change.kind} ({change.rule}): {change.detail}
             </Text>
           ))
         : null}
@@ -59,12 +74,13 @@ export function OrderItem({ order }: { order: OrderView }) {
   return (
     <View testID="order" style={{ borderTopWidth: 1, borderColor: colors.border, paddingTop: 6 }}>
       <Text style={{ fontWeight: '600' }}>
-        {order.side.toUpperCase()} {formatNumber(order.amount, 8)} {order.symbol} · {order.type} · {order.status}
+        {order.side.toUpperCase()} {order.amount} {order.symbol} · {order.type} · {order.status}
       </Text>
       <Muted>
-        {order.price !== null ? `at ${formatNumber(order.price, 8)} · ` : ''}
+        {order.averagePrice ? `filled ${order.filled} at ${order.averagePrice} · ` : order.price ? `at ${order.price} · ` : ''}
         {when(order.createdAt)}
       </Muted>
+      {order.error ? <Text style={{ color: colors.danger }}>{order.error}</Text> : null}
     </View>
   );
 }
@@ -73,14 +89,14 @@ export function PositionItem({ position }: { position: PositionView }) {
   return (
     <View testID="position" style={{ flexDirection: 'row', justifyContent: 'space-between' }}>
       <Text>
-        {position.side === 'long' ? 'Long' : 'Short'} {formatNumber(position.size, 8)} {position.symbol} @ {formatNumber(position.entryPrice, 8)}
+        {position.side === 'long' ? 'Long' : 'Short'} {position.amount} {position.symbol} @ {position.entryPrice}
       </Text>
       <Text style={{ color: pnlColor(position.unrealizedPnl) }}>{formatPnl(position.unrealizedPnl)}</Text>
     </View>
   );
 }
 
-/** Newest first, each id once: a stream event may repeat an item a page already holds. */
+/** Newest first, each id once: a reloaded first page may overlap what is already shown. */
 export function mergeNewest<T extends { id: string }>(incoming: T[], current: T[]): T[] {
   const seen = new Set(incoming.map((item) => item.id));
   return [...incoming, ...current.filter((item) => !seen.has(item.id))];

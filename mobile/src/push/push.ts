@@ -1,8 +1,9 @@
 /**
  * Push notifications: the permission flow, registering this device's token with the API, and opening
- * the bot a tapped notification is about. The server sends through Firebase (workers/notify), so the
- * app registers the native device token (FCM on Android, APNs on iOS), not an Expo push token.
+ * the bot a tapped notification is about. The server sends through Firebase Cloud Messaging
+ * (workers/notify), so the app registers the native device token, not an Expo push token.
  */
+import Constants from 'expo-constants';
 import * as Device from 'expo-device';
 import * as Notifications from 'expo-notifications';
 import { Platform } from 'react-native';
@@ -14,7 +15,7 @@ export type PushOutcome =
   | { status: 'denied' }
   | { status: 'unsupported'; reason: string };
 
-let registeredToken: { token: string; platform: 'ios' | 'android' } | null = null;
+let registeredDevice: string | null = null;
 
 export function pushSupported(): boolean {
   return Platform.OS !== 'web' && Device.isDevice;
@@ -40,17 +41,18 @@ export async function enablePush(api: Api): Promise<PushOutcome> {
   if (status !== 'granted') return { status: 'denied' };
   const token = String((await Notifications.getDevicePushTokenAsync()).data);
   const platform = Platform.OS === 'ios' ? 'ios' : 'android';
-  await call(api.POST('/v1/devices', { body: { token, platform } }));
-  registeredToken = { token, platform };
+  const appVersion = Constants.expoConfig?.version ?? '';
+  const device = await call(api.POST('/v1/devices', { body: { platform, token, appVersion } }));
+  registeredDevice = device.id;
   return { status: 'registered', token };
 }
 
 /** On logout: this device should stop receiving the account's notifications. */
 export async function unregisterPush(api: Api): Promise<void> {
-  if (!registeredToken) return;
-  const body = registeredToken;
-  registeredToken = null;
-  await call(api.DELETE('/v1/devices', { body }));
+  if (!registeredDevice) return;
+  const deviceId = registeredDevice;
+  registeredDevice = null;
+  await call(api.DELETE('/v1/devices/{device_id}', { params: { path: { device_id: deviceId } } }));
 }
 
 /** The bot a notification is about: its data carries `botId`. */

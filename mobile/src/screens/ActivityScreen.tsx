@@ -94,12 +94,29 @@ function BotActivity({ botId }: { botId: string }) {
     Promise.all([loadDecisions(null), loadOrders(null)]).finally(() => setLoading(false));
   }, [loadDecisions, loadOrders]);
 
+  // A new decision or order: read the newest page again and put what is new on top.
+  const prependNewest = useCallback(
+    (route: 'decisions' | 'orders') => {
+      const params = { path: { bot_id: botId }, query: { limit: PAGE_SIZE } };
+      if (route === 'decisions') {
+        call(api.GET('/v1/bots/{bot_id}/decisions', { params })).then(
+          (page) => setDecisions((current) => ({ ...current, items: mergeNewest(page.items, current.items) })),
+          (e) => setDecisionError(describeError(e)),
+        );
+      } else {
+        call(api.GET('/v1/bots/{bot_id}/orders', { params })).then(
+          (page) => setOrders((current) => ({ ...current, items: mergeNewest(page.items, current.items) })),
+          (e) => setOrderError(describeError(e)),
+        );
+      }
+    },
+    [api, botId],
+  );
+
   useStreamEvents((event) => {
-    if (event.type === 'decision' && event.data.botId === botId) {
-      setDecisions((current) => ({ ...current, items: mergeNewest([event.data], current.items) }));
-    } else if (event.type === 'order' && event.data.botId === botId) {
-      setOrders((current) => ({ ...current, items: mergeNewest([event.data], current.items) }));
-    }
+    if (event.message.botId !== botId) return;
+    if (event.type === 'decision') prependNewest('decisions');
+    else if (event.type === 'order') prependNewest('orders');
   });
 
   if (loading) return <Loading />;

@@ -8,7 +8,7 @@ import { call } from '../api/client';
 import type { DecisionView, PerformanceView, PositionView } from '../api/pending';
 import { describeError } from '../api/problem';
 import type { BotView } from '../bots/botForm';
-import { DecisionItem, PositionItem, formatPnl, mergeNewest, pnlColor } from '../components/activity';
+import { DecisionItem, PositionItem, formatPnl, pnlColor } from '../components/activity';
 import { Banner, Button, Loading, Muted, Page, Row, Section, Title, colors } from '../components/ui';
 import type { TabParams } from '../navigation/types';
 import type { StreamEvent } from '../stream/eventStream';
@@ -42,7 +42,13 @@ export function HomeScreen({ navigation }: Props) {
   );
 
   const status = useStreamEvents((event) => {
-    if (event.type === 'bot') setBots((current) => current?.map((b) => (b.id === event.data.id ? event.data : b)) ?? current);
+    const botId = event.message.botId;
+    if ((event.type === 'bot.status' || event.type === 'bot.paused') && botId) {
+      call(api.GET('/v1/bots/{bot_id}', { params: { path: { bot_id: botId } } })).then(
+        (bot) => setBots((current) => current?.map((b) => (b.id === bot.id ? bot : b)) ?? current),
+        () => undefined, // the list is re-read when the screen is next shown
+      );
+    }
   });
 
   return (
@@ -74,7 +80,7 @@ function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: Bo
     const params = { path: { bot_id: bot.id } };
     Promise.all([
       call(api.GET('/v1/bots/{bot_id}/performance', { params })),
-      call(api.GET('/v1/bots/{bot_id}/positions', { params: { ...params, query: { limit: 20 } } })),
+      call(api.GET('/v1/bots/{bot_id}/positions', { params: { ...params, query: { limit: 20, status: 'open' } } })),
     ]).then(([perf, open]) => {
       setPerformance(perf);
       setPositions(open.items);
@@ -92,11 +98,9 @@ function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: Bo
   }, [loadTrading, loadDecisions]);
 
   useStreamEvents((event: StreamEvent) => {
-    if (event.type === 'decision' && event.data.botId === bot.id) {
-      setDecisions((current) => mergeNewest([event.data], current).slice(0, LATEST_DECISIONS));
-    } else if (event.type === 'order' && event.data.botId === bot.id) {
-      loadTrading();
-    }
+    if (event.message.botId !== bot.id) return;
+    if (event.type === 'decision') loadDecisions();
+    else if (event.type === 'order' || event.type.startsWith('trade.')) loadTrading();
   });
 
   const toggle = async () => {
@@ -112,7 +116,7 @@ function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: Bo
     }
   };
 
-  const totalPnl = performance ? performance.realizedPnl + performance.unrealizedPnl : null;
+  const totalPnl = performance ? Number(performance.realizedPnl) + Number(performance.unrealizedPnl) : null;
   return (
     <Section title={bot.name} testID={`bot-${bot.name}`}>
       <Row>
@@ -129,12 +133,17 @@ function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: Bo
         <Text>
           PnL <Text style={{ color: pnlColor(totalPnl), fontWeight: '600' }} testID="bot-pnl">{formatPnl(totalPnl)}</Text>
         </Text>
-        {performance ? <Muted>realized {formatPnl(performance.realizedPnl)} · open {formatPnl(performance.unrealizedPnl)}</Muted> : null}
+        {performance ? (
+          <Muted>
+            realized {formatPnl(performance.realizedPnl)} · open {formatPnl(performance.unrealizedPnl)}
+            {performance.returnPct !== null ? ` · ${formatPnl(performance.returnPct)}%` : ''}
+          </Muted>
+        ) : null}
       </View>
       <Text style={{ fontWeight: '600' }}>Open positions</Text>
-      {positions.length ? positions.map((p) => <PositionItem key={`${p.symbol}-${p.side}`} position={p} />) : <Muted>None</Muted>}
+      {positions.length ? positions.map((p) => <PositionItem key={p.id} position={p} />) : <Muted>None</Muted>}
       <Text style={{ fontWeight: '600' }}>Latest decisions</Text>
-      {decisions.length ? decisions.map((d) => <DecisionItem key={d.id} decision={d} showReasons={false} />) : <Muted>No decisions yet.</Muted>}
+      {decisions.length ? decisions.map((d) => <DecisionItem key={d.id} decision={d} detailed={false} />) : <Muted>No decisions yet.</Muted>}
       <Banner message={detailError} kind="warning" testID="bot-detail-error" />
       <Row>
         <Button title={bot.active ? 'Stop' : 'Start'} kind={bot.active ? 'secondary' : 'primary'} onPress={toggle} busy={busy} testID={bot.active ? 'bot-stop' : 'bot-start'} />

@@ -12,11 +12,20 @@ import { enablePush, pushPermission, unregisterPush } from '../push/push';
 
 type Me = components['schemas']['MeResponse'];
 
-const PREFERENCES: { key: keyof NotificationPreferences; label: string }[] = [
-  { key: 'decisions', label: 'Decisions to open or close a trade' },
-  { key: 'orders', label: 'Orders filled or refused' },
-  { key: 'botStatus', label: 'A bot stopped or paused (e.g. the exchange refused its key)' },
-];
+// How each pushable event type (tenants/devices.py) reads in the app; a type the server adds later
+// shows under its own name until it gets a label here.
+const EVENT_LABELS: Record<string, string> = {
+  'trade.opened': 'A trade opened',
+  'trade.closed': 'A trade closed',
+  'trade.stop_loss': 'A stop-loss was hit',
+  'trade.take_profit': 'A take-profit was hit',
+  'trade.skipped': 'A trade was skipped (e.g. insufficient funds)',
+  'bot.paused': 'A bot was paused (e.g. the exchange refused its key)',
+  'bot.status': 'A bot started or stopped',
+  'budget.exhausted': "The day's AI budget ran out",
+  'summary.daily': 'Daily summary',
+  'webhook.disabled': 'A webhook was switched off',
+};
 
 export function SettingsScreen() {
   const { api, session } = useBackend();
@@ -52,9 +61,9 @@ export function SettingsScreen() {
     pushPermission().then(setPush, () => setPush('unsupported'));
   }, []);
 
-  const setPreference = async (key: keyof NotificationPreferences, value: boolean) => {
+  const setPreference = async (type: string, value: boolean) => {
     if (!prefs) return;
-    const next = { ...prefs, [key]: value };
+    const next = { push: { ...prefs.push, [type]: value } };
     setPrefs(next);
     try {
       setPrefs(await call(api.PUT('/v1/notification-preferences', { body: next })));
@@ -101,10 +110,10 @@ export function SettingsScreen() {
         <Banner kind="info" message={pushMessage} testID="push-message" />
         <Banner message={prefsError} testID="prefs-error" />
         {prefs
-          ? PREFERENCES.map(({ key, label }) => (
-              <View key={key} style={{ flexDirection: 'row', alignItems: 'center', justifyContent: 'space-between', gap: 8 }}>
-                <Text style={{ flex: 1 }}>{label}</Text>
-                <Switch value={prefs[key]} onValueChange={(v) => setPreference(key, v)} accessibilityLabel={label} testID={`pref-${key}`} />
+          ? Object.entries(prefs.push).map(([type, pushed]) => (
+              <View key={type} style={{ flexDirection: 'row', alignItems: 'center', justifyContent: 'space-between', gap: 8 }}>
+                <Text style={{ flex: 1 }}>{EVENT_LABELS[type] ?? type}</Text>
+                <Switch value={pushed} onValueChange={(v) => setPreference(type, v)} accessibilityLabel={EVENT_LABELS[type] ?? type} testID={`pref-${type}`} />
               </View>
             ))
           : null}

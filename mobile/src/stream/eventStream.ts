@@ -1,32 +1,43 @@
 /**
  * The live feed from GET /v1/stream (server-sent events, Bearer-authenticated, so the XHR-based
- * react-native-sse rather than the browser's EventSource, which cannot send headers). Reconnects with
- * backoff; a 401 refreshes the session first.
+ * react-native-sse rather than the browser's EventSource, which cannot send headers). An event says
+ * what happened to which bot; screens then re-read that bot's data through the typed client.
+ * When the server ends a stream, the library reopens it with Last-Event-ID (the server replays what was
+ * missed); after an error this module reconnects with backoff, refreshing the session first on a 401.
  */
 import EventSource from 'react-native-sse';
 
 import type { Backend } from '../api/client';
-import type { DecisionView, OrderView } from '../api/pending';
-import type { components } from '../api/schema';
+import type { EventMessage } from '../api/pending';
 
-export type BotView = components['schemas']['BotView'];
+/** The event types the app reacts to (tenants/events.py names them). */
+export const STREAM_EVENT_TYPES = [
+  'decision',
+  'order',
+  'trade.opened',
+  'trade.closed',
+  'trade.stop_loss',
+  'trade.take_profit',
+  'trade.skipped',
+  'bot.status',
+  'bot.paused',
+] as const;
 
-export type StreamEvent =
-  | { type: 'decision'; data: DecisionView }
-  | { type: 'order'; data: OrderView }
-  | { type: 'bot'; data: BotView };
+export type StreamEventType = (typeof STREAM_EVENT_TYPES)[number];
+
+export interface StreamEvent {
+  type: StreamEventType;
+  message: EventMessage;
+}
 
 export type StreamStatus = 'connecting' | 'live' | 'reconnecting';
-
-type EventName = StreamEvent['type'];
-const EVENT_NAMES: EventName[] = ['decision', 'order', 'bot'];
 
 export function openEventStream(
   backend: Backend,
   onEvent: (event: StreamEvent) => void,
   onStatus: (status: StreamStatus) => void = () => {},
 ): () => void {
-  let source: EventSource<EventName> | null = null;
+  let source: EventSource<StreamEventType> | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let delay = 1000;
   let stopped = false;
@@ -42,22 +53,20 @@ export function openEventStream(
     const token = backend.session.accessToken;
     if (stopped || !token) return;
     onStatus('connecting');
-    const es = new EventSource<EventName>(`${backend.baseUrl}/v1/stream`, {
-      headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' },
-      pollingInterval: 2000,
-    });
+    const headers = { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' };
+    const es = new EventSource<StreamEventType>(`${backend.baseUrl}/v1/stream`, { headers, pollingInterval: 2000 });
     source = es;
     es.addEventListener('open', () => {
       delay = 1000;
       onStatus('live');
     });
-    for (const name of EVENT_NAMES) {
-      es.addEventListener(name, (event) => {
+    for (const type of STREAM_EVENT_TYPES) {
+      es.addEventListener(type, (event) => {
         if (!event.data) return;
         try {
-          onEvent({ type: name, data: JSON.parse(event.data) } as StreamEvent);
+          onEvent({ type, message: JSON.parse(event.data) as EventMessage });
         } catch {
-          // A malformed event is skipped; the next list refresh still shows the data.
+          // A malformed event is skipped; the screens re-read their data on the next one.
         }
       });
     }
