@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 from kombu import Queue
 
 from quorum.logs import configure_logging
@@ -51,3 +53,16 @@ def _configure_logging(**_: object) -> None:
 
 
 app = create_celery()
+
+
+@worker_init.connect
+def _warm_up(**_: object) -> None:
+    """Build the process's trading runtime before taking tasks: importing ccxt, pybit, openai and numpy
+    takes seconds, which must not be charged to the first cycle's time limit."""
+    from workers.runtime import runtime
+
+    rt = runtime()
+    try:
+        rt.run(rt.cycle_env(), timeout=60)
+    except Exception:  # e.g. Redis not up yet: the first cycle builds it instead
+        logging.getLogger(__name__).warning("trading runtime not built at start", exc_info=True)
