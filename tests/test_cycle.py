@@ -278,3 +278,29 @@ async def test_dispatch_enqueues_each_due_bot_once_with_ids_only(
 async def test_a_cycle_counts_in_sql(database: Database) -> None:
     async with database.transaction(None) as session:
         assert await session.scalar(select(func.count()).select_from(Cycle)) == 0  # no tenant: RLS shows nothing
+
+
+async def test_a_gpt_decision_is_stored_with_its_tokens_cost_and_prompt_hash(
+    client: AsyncTestClient, settings: Settings, database: Database, redis: Redis, clock: Clock
+) -> None:
+    from tests.fakes.openai_server import FakeOpenAI, completion
+    from workers.brain.gpt import GptBrain, GptBrainConfig
+
+    tenant, bot_id = await new_bot(client, await register(client), brain="gpt")
+    with FakeOpenAI() as fake:
+        fake.default = completion({
+            "action": "WAIT", "symbol": SYMBOL, "entry": None, "stop_loss": None, "take_profit": None,
+            "leverage": 1, "confidence": 0.4, "reasons": ["no edge"],
+        }, prompt_tokens=1500, completion_tokens=60, cached_tokens=1024)
+        config = GptBrainConfig.from_settings(settings, openai_base_url=fake.base_url, openai_api_key="sk-test")
+        gpt = GptBrain(config)
+        breaker = RedisCircuitBreaker(redis, f"test-{uuid.uuid4().hex[:6]}")
+        decide_fn = functools.partial(decide, gpt=gpt, breaker=breaker, budget=RedisTokenBudget(redis, 100_000))
+        report = await make_env(settings, database, redis, clock, decide_fn).run(tenant, bot_id, 3)
+        await gpt.aclose()
+    assert report.status == "completed", report
+    (decision,) = await rows(database, tenant, DecisionLog, bot_id)
+    assert (decision.brain, decision.fallback, decision.action) == ("gpt", None, "WAIT")
+    assert (decision.prompt_tokens, decision.completion_tokens, decision.cached_tokens) == (1500, 60, 1024)
+    assert decision.model == "gpt-4o-mini" and decision.cost_usd > 0 and len(decision.prompt_hash) == 64
+    assert decision.record["model_answer"] and decision.record["tokens"]["prompt_tokens"] == 1500

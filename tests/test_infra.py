@@ -445,7 +445,7 @@ def test_k8s_probes_reach_health_and_ready() -> None:
     assert service["spec"]["ports"][0]["targetPort"] in port_names
     # A worker is alive when it answers a ping addressed to its own node name.
     worker = _container("worker")
-    node = worker["command"][worker["command"].index("-n") + 1]
+    node = worker["command"][worker["command"].index("--name") + 1]
     ping = shlex.split(worker["livenessProbe"]["exec"]["command"][-1])
     assert ping[ping.index("-d") + 1] == node.replace("%h", "$HOSTNAME")
     _assert_command_parses(ping)
