@@ -131,7 +131,8 @@ def _choose_market_data(env: dict[str, str]) -> None:
     from workers.market.replay import ReplaySource
 
     replay = ReplaySource()
-    recorded = [s for s, tfs in replay.markets().items() if len(replay.series(s, tfs[0])) > WARMUP_CANDLES]
+    lengths = {s: len(replay.series(s, tfs[0])) for s, tfs in replay.markets().items()}
+    recorded = sorted((s for s, n in lengths.items() if n > WARMUP_CANDLES), key=lambda s: -lengths[s])
     env["MARKET_DATA"] = "replay"
     env.setdefault("REPLAY_SPEED", "60")
     if recorded:

@@ -157,6 +157,7 @@ class _Run:
         self.events: list[EventMessage] = []
         self.orders = 0
         self.candle_end: dict[str, int] = {}
+        self.placed = 0  # decisions stored with their order (the others are stored at the end)
 
     async def execute(self) -> CycleReport:
         env = self.env
@@ -330,6 +331,7 @@ class _Run:
         """Store the intent with its decision, send it once, store the answer. True if it filled."""
         async with self.env.database.transaction(self.tenant_id) as session:
             await ledger.store_decisions(session, [decision_row])
+            self.placed += 1
             self.events.append(await self._decision_event(session, decision_row))
             order_id, status = await ledger.store_intent(
                 session,
@@ -507,7 +509,8 @@ class _Run:
             )
         await publish_events(self.env.redis, self.events, self.env.send_task)
         return CycleReport(
-            status=status, cycle_id=self.cycle_id, decisions=len(decisions), orders=self.orders, error=error
+            status=status, cycle_id=self.cycle_id, decisions=len(decisions) + self.placed, orders=self.orders,
+            error=error,
         )
 
     async def fail(self, error: str) -> CycleReport:
