@@ -109,7 +109,9 @@ async function main() {
     const file = join(shots, `${String(step).padStart(2, '0')}-${name}.png`);
     // Screens scroll inside their own view, not the page: grow the window to the longest one for the picture.
     const overflow = await page.evaluate(() =>
-      Math.max(0, ...[...document.querySelectorAll('[data-testid^="screen-"]')].map((el) => el.scrollHeight - el.clientHeight)),
+      Math.max(0, ...[...document.querySelectorAll('[data-testid^="screen-"]')]
+        .filter((el) => el.checkVisibility({ visibilityProperty: true }))
+        .map((el) => el.scrollHeight - el.clientHeight)),
     );
     await page.setViewportSize({ width: VIEWPORT.width, height: VIEWPORT.height + overflow });
     await page.screenshot({ path: file });

@@ -3,7 +3,7 @@
  * problem details, rotating refresh tokens), for screen and client tests. The real server is exercised
  * by the end-to-end test.
  */
-import type { DecisionView, NotificationPreferences, OrderView, PerformanceView, PositionView } from '../src/api/pending';
+import type { DecisionView, NotificationPreferences, OrderView, PerformanceView, PositionView } from '../src/api/types';
 import type { components } from '../src/api/schema';
 import type { StreamEvent, StreamEventType } from '../src/stream/eventStream';
 
@@ -64,15 +64,97 @@ export function makeDecision(overrides: Partial<DecisionView> & { reasons?: stri
     symbol,
     action,
     confidence,
+    requestedBrain: 'rules',
     brain: 'rules',
     fallback: null,
+    fallbackDetail: '',
+    model: null,
+    promptTokens: 0,
+    completionTokens: 0,
+    cachedTokens: 0,
+    costUsd: '0',
+    latencyMs: 1.5,
     price: 64000,
     insights: [],
     proposal: null,
+    validation: [],
     final: { action, symbol, confidence, entry: 64000, stopLoss: 62500, takeProfit: 67000, leverage: 1, size: 0.01, reasons },
     guardChanges: [],
     createdAt: '2026-01-01T00:15:00Z',
     ...rest,
+  };
+}
+
+export function makeOrder(overrides: Partial<OrderView> = {}): OrderView {
+  return {
+    id: 'o1',
+    botId: makeBot().id,
+    cycleId: 'c1',
+    decisionId: 'd1',
+    clientOrderId: 'q-1',
+    exchange: 'paper',
+    symbol: 'BTC/USDT',
+    leg: 'entry',
+    side: 'buy',
+    type: 'market',
+    amount: '0.01',
+    price: null,
+    stopLoss: '62500',
+    takeProfit: '67000',
+    leverage: '1',
+    reduceOnly: false,
+    status: 'filled',
+    exchangeOrderId: 'x-1',
+    filled: '0.01',
+    averagePrice: '64000',
+    fee: '0.064',
+    error: null,
+    createdAt: '2026-01-01T00:15:01Z',
+    updatedAt: '2026-01-01T00:15:02Z',
+    ...overrides,
+  };
+}
+
+export function makePosition(overrides: Partial<PositionView> = {}): PositionView {
+  return {
+    id: 'p1',
+    botId: makeBot().id,
+    symbol: 'BTC/USDT',
+    side: 'long',
+    status: 'open',
+    amount: '0.01',
+    entryPrice: '64000',
+    leverage: '1',
+    stopLoss: '62500',
+    takeProfit: '67000',
+    markPrice: '65250',
+    unrealizedPnl: '12.5',
+    exitPrice: null,
+    realizedPnl: '0',
+    fees: '0.064',
+    closeReason: null,
+    openedAt: '2026-01-01T00:15:01Z',
+    closedAt: null,
+    ...overrides,
+  };
+}
+
+export function makePerformance(overrides: Partial<PerformanceView> = {}): PerformanceView {
+  return {
+    equityCurve: [],
+    startEquity: null,
+    endEquity: null,
+    returnPct: null,
+    maxDrawdownPct: 0,
+    maxDrawdown: '0',
+    closedPositions: 0,
+    winningPositions: 0,
+    winRate: null,
+    realizedPnl: '0',
+    fees: '0',
+    openPositions: 0,
+    unrealizedPnl: '0',
+    ...overrides,
   };
 }
 
@@ -93,7 +175,7 @@ export class FakeApi {
   decisions: DecisionView[] = [];
   orders: OrderView[] = [];
   positions: PositionView[] = [];
-  performance: PerformanceView = { realizedPnl: '0', unrealizedPnl: '0', returnPct: null, winRate: null, openPositions: 0, closedPositions: 0 };
+  performance: PerformanceView = makePerformance();
   preferences: NotificationPreferences = { push: { 'bot.paused': true, 'trade.opened': true, 'trade.closed': true } };
   devices: { id: string; token: string; platform: string; appVersion?: string }[] = [];
   /** Answers the next call to this "METHOD /path" with the given response instead. */
@@ -218,7 +300,8 @@ export class FakeApi {
     if (method === 'POST' && path === '/v1/devices') {
       const device = { id: `dev${this.devices.length + 1}`, ...body };
       this.devices.push(device);
-      return json(200, { id: device.id, platform: device.platform, tokenEnding: String(device.token).slice(-8) });
+      const at = '2026-01-01T00:00:00Z';
+      return json(200, { id: device.id, platform: device.platform, tokenEnding: String(device.token).slice(-8), appVersion: device.appVersion ?? '', lastSeenAt: at, createdAt: at });
     }
     const device = path.match(/^\/v1\/devices\/([^/]+)$/);
     if (method === 'DELETE' && device) {

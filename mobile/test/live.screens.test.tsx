@@ -2,7 +2,7 @@ import { act, fireEvent, screen, waitFor, within } from '@testing-library/react-
 import * as Notifications from 'expo-notifications';
 
 import type { StreamEvent } from '../src/stream/eventStream';
-import { FakeApi, makeBot, makeDecision, makeEvent } from './fakeApi';
+import { FakeApi, makeBot, makeDecision, makeEvent, makeOrder, makePerformance, makePosition } from './fakeApi';
 import { renderApp } from './renderApp';
 import { settle } from './settle';
 
@@ -30,15 +30,12 @@ function serverWithActivity() {
   const server = new FakeApi();
   server.bots[0]!.active = true;
   server.decisions = [makeDecision({ id: 'd1', action: 'WAIT', reasons: ['no clear trend'] })];
-  const botId = server.bots[0]!.id;
   server.positions = [
-    { id: 'p1', botId, symbol: 'BTC/USDT', side: 'long', status: 'open', amount: '0.01', entryPrice: '64000', unrealizedPnl: '12.5', realizedPnl: '0', openedAt: '2026-01-01T00:15:01Z' },
-    { id: 'p0', botId, symbol: 'ETH/USDT', side: 'short', status: 'closed', amount: '0.2', entryPrice: '3000', unrealizedPnl: '0', realizedPnl: '30', openedAt: '2026-01-01T00:00:01Z' },
+    makePosition(),
+    makePosition({ id: 'p0', symbol: 'ETH/USDT', side: 'short', status: 'closed', amount: '0.2', entryPrice: '3000', unrealizedPnl: '0', realizedPnl: '30' }),
   ];
-  server.performance = { realizedPnl: '30', unrealizedPnl: '12.5', returnPct: 0.425, winRate: 1, openPositions: 1, closedPositions: 1 };
-  server.orders = [
-    { id: 'o1', botId, clientOrderId: 'q-1', symbol: 'BTC/USDT', leg: 'entry', side: 'buy', type: 'market', status: 'filled', amount: '0.01', price: null, filled: '0.01', averagePrice: '64000', error: null, createdAt: '2026-01-01T00:15:01Z' },
-  ];
+  server.performance = makePerformance({ realizedPnl: '30', unrealizedPnl: '12.5', returnPct: 0.425, winRate: 1, openPositions: 1, closedPositions: 1 });
+  server.orders = [makeOrder()];
   return server;
 }
 

@@ -5,11 +5,10 @@
 import createClient, { type Client } from 'openapi-fetch';
 
 import { Session, type TokenStore } from '../auth/session';
-import type { PendingPaths } from './pending';
 import { ApiError, OfflineError, isProblem } from './problem';
 import type { paths } from './schema';
 
-export type ApiPaths = paths & PendingPaths;
+export type ApiPaths = paths;
 export type Api = Client<ApiPaths>;
 export type Fetch = (request: Request) => Promise<Response>;
 

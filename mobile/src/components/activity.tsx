@@ -1,7 +1,7 @@
 /** How a decision, an order and a position read in a list (Home and Activity share them). */
 import { Text, View } from 'react-native';
 
-import type { DecimalText, DecisionView, OrderView, PositionView } from '../api/pending';
+import type { DecimalText, DecisionView, OrderView, PositionView } from '../api/types';
 import { Muted, colors } from './ui';
 
 export function formatNumber(value: number | null | undefined, digits = 2): string {

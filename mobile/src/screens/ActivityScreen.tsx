@@ -4,7 +4,7 @@ import { useCallback, useEffect, useState } from 'react';
 
 import { useBackend } from '../api/BackendContext';
 import { call } from '../api/client';
-import type { DecisionView, OrderView } from '../api/pending';
+import type { DecisionView, OrderView } from '../api/types';
 import { describeError } from '../api/problem';
 import type { BotView } from '../bots/botForm';
 import { DecisionItem, OrderItem, mergeNewest } from '../components/activity';

@@ -5,7 +5,7 @@ import { Pressable, Text, View } from 'react-native';
 
 import { useBackend } from '../api/BackendContext';
 import { call } from '../api/client';
-import type { DecisionView, PerformanceView, PositionView } from '../api/pending';
+import type { DecisionView, PerformanceView, PositionView } from '../api/types';
 import { describeError } from '../api/problem';
 import type { BotView } from '../bots/botForm';
 import { DecisionItem, PositionItem, formatPnl, pnlColor } from '../components/activity';

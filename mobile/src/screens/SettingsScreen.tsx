@@ -4,7 +4,7 @@ import { Switch, Text, View } from 'react-native';
 
 import { useBackend } from '../api/BackendContext';
 import { call } from '../api/client';
-import type { NotificationPreferences } from '../api/pending';
+import type { NotificationPreferences } from '../api/types';
 import { describeError } from '../api/problem';
 import type { components } from '../api/schema';
 import { Banner, Button, Muted, Page, Section, Title } from '../components/ui';

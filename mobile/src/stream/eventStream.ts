@@ -8,9 +8,22 @@
 import EventSource from 'react-native-sse';
 
 import type { Backend } from '../api/client';
-import type { EventMessage } from '../api/pending';
+import type { EventType } from '../api/types';
 
-/** The event types the app reacts to (tenants/events.py names them). */
+/**
+ * An event's data. openapi.json describes the stream only as `text/event-stream`, so this is typed by
+ * hand from the server's EventMessage (tenants/events.py); the app reads only `botId` and `type`.
+ */
+export interface EventMessage {
+  id: string;
+  tenantId: string;
+  botId: string | null;
+  type: EventType;
+  createdAt: string;
+  payload: Record<string, unknown>;
+}
+
+/** The event types the app reacts to. */
 export const STREAM_EVENT_TYPES = [
   'decision',
   'order',
@@ -21,7 +34,7 @@ export const STREAM_EVENT_TYPES = [
   'trade.skipped',
   'bot.status',
   'bot.paused',
-] as const;
+] as const satisfies readonly EventType[];
 
 export type StreamEventType = (typeof STREAM_EVENT_TYPES)[number];
 
