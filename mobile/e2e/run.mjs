@@ -108,11 +108,11 @@ async function main() {
     step += 1;
     const file = join(shots, `${String(step).padStart(2, '0')}-${name}.png`);
     // Screens scroll inside their own view, not the page: grow the window to the longest one for the picture.
-    const overflow = await page.evaluate(() =>
-      Math.max(0, ...[...document.querySelectorAll('[data-testid^="screen-"]')]
-        .filter((el) => el.checkVisibility({ visibilityProperty: true }))
-        .map((el) => el.scrollHeight - el.clientHeight)),
-    );
+    const overflow = await page.evaluate(() => {
+      // The screen in front: inactive tabs stay mounted behind it.
+      const front = document.elementFromPoint(window.innerWidth / 2, window.innerHeight / 2)?.closest('[data-testid^="screen-"]');
+      return front ? Math.max(0, front.scrollHeight - front.clientHeight) : 0;
+    });
     await page.setViewportSize({ width: VIEWPORT.width, height: VIEWPORT.height + overflow });
     await page.screenshot({ path: file });
     await page.setViewportSize(VIEWPORT);
@@ -157,6 +157,7 @@ async function main() {
     await byId('tab-settings').click();
     await visible('screen-settings');
     await page.getByText(email).first().waitFor();
+    await page.locator('[data-testid^="pref-"]').first().waitFor(); // the notification preferences from the API
     await shot('settings');
     await byId('logout').click();
     await visible('screen-login');
