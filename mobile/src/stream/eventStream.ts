@@ -66,7 +66,7 @@ export function openEventStream(
     const token = backend.session.accessToken;
     if (stopped || !token) return;
     onStatus('connecting');
-    const headers = { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' };
+    const headers = { Authorization: `Bearer ${token}` }; // the library adds Accept: text/event-stream
     const es = new EventSource<StreamEventType>(`${backend.baseUrl}/v1/stream`, { headers, pollingInterval: 2000 });
     source = es;
     es.addEventListener('open', () => {
@@ -85,7 +85,9 @@ export function openEventStream(
     }
     es.addEventListener('error', (event) => {
       es.removeAllEventListeners();
-      es.close();
+      // After dispatching an error the library schedules its own reopen (with the old token); closing
+      // once this dispatch has returned cancels that, so only the reconnect below runs.
+      void Promise.resolve().then(() => es.close());
       if (source === es) source = null;
       if ('xhrStatus' in event && event.xhrStatus === 401) {
         backend.session.refresh().then((ok) => (ok ? reconnect() : undefined), reconnect);
