@@ -31,6 +31,7 @@ from workers.exchanges.base import ExchangeOrder, OrderIntent, OrderStatus
 ZERO = Decimal(0)
 FINAL_ORDER_STATUSES = frozenset({"filled", "canceled", "rejected", "expired", "failed"})
 PENDING_ORDER_STATUSES = ("intent", "submitted", "open", "unknown")
+ABANDONED = "abandoned: its worker stopped mid-cycle; the next cycle reconciled its orders"
 
 
 def money(value: float | None) -> Decimal | None:
@@ -98,6 +99,13 @@ async def claim_cycle(session: AsyncSession, tenant_id: uuid.UUID, bot_id: uuid.
     ).first()
     if row is None:
         return None
+    # The bot's lock is held, so an older slot still `running` belongs to a worker that died; its orders
+    # are reconciled by this cycle, and it is closed as abandoned.
+    await session.execute(
+        update(Cycle)
+        .where(Cycle.bot_id == bot_id, Cycle.status == "running", Cycle.slot < slot)
+        .values(status="failed", error=ABANDONED, finished_at=utcnow(), updated_at=utcnow())
+    )
     key = None
     if bot.exchange_key_id is not None:
         key = await session.scalar(select(ExchangeKey).where(ExchangeKey.id == bot.exchange_key_id))
