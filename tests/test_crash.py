@@ -85,7 +85,8 @@ async def wait_for(predicate, seconds: float, what: str, log: Path) -> None:  # 
         if await predicate():
             return
         await asyncio.sleep(0.2)
-    tail = "\n".join(line for line in log.read_text(errors="replace").splitlines() if "DEBUG" not in line)[-4000:]  # noqa: ASYNC240 - the test has failed; nothing else runs
+    lines = log.read_text(errors="replace").splitlines()  # noqa: ASYNC240 - the test has already failed
+    tail = "\n".join(line for line in lines if "DEBUG" not in line)[-4000:]  # noqa: ASYNC240 - the test has failed; nothing else runs
     raise AssertionError(f"timed out waiting for {what}; the worker said:\n{tail}")
 
 
