@@ -129,8 +129,12 @@ class CycleEnv:
         """Run the bot's cycle for `slot` under its lock and the soft time limit; never raises for the bot's
         own failures (they are recorded on the cycle)."""
         lock_key, token = f"quorum:cycle-lock:{bot_id}", secrets.token_hex(8)
-        if not await self.redis.set(lock_key, token, nx=True, px=int(self.lock_ttl * 1000)):
-            return CycleReport(status="locked")
+        try:
+            if not await self.redis.set(lock_key, token, nx=True, px=int(self.lock_ttl * 1000)):
+                return CycleReport(status="locked")
+        except Exception as exc:  # Redis unreachable: nothing was claimed; the next tick tries again
+            log.warning("cycle lock unavailable", extra={"bot_id": str(bot_id), "error": str(exc)})
+            return CycleReport(status="failed", error=f"lock unavailable: {type(exc).__name__}")
         run = _Run(self, tenant_id, bot_id, slot)
         try:
             async with asyncio.timeout(self.soft_time_limit):

@@ -8,6 +8,7 @@ duplicates; a cycle a dead worker left running is due again once it has been sil
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
@@ -79,7 +80,7 @@ async def dispatch(
             fresh = await pipe.execute()
         batch = [item for item, new in zip(chunk, fresh, strict=True) if new]
         if batch:
-            send(batch)
+            await asyncio.to_thread(send, batch)  # publishing blocks; cycles share this loop
             enqueued += len(batch)
     await redis.set(LAST_DISPATCH_KEY, str(time.time()))
     report = DispatchReport(due, enqueued, time.perf_counter() - started)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings, get_settings
@@ -49,7 +49,13 @@ class WorkerRuntime:
     def redis(self) -> Redis:
         """The process's Redis client (bytes), created on the loop's first use."""
         if self._redis is None:
-            self._redis = Redis.from_url(self.settings.redis_url)
+            # Every concurrent cycle may hold a connection at once: a pool that waits when it is exhausted
+            # (instead of failing), sized for the cycles and what they share (cache, breaker, outbox).
+            pool = BlockingConnectionPool.from_url(
+                self.settings.redis_url, max_connections=4 * self.settings.cycle_concurrency + 16, timeout=10,
+                socket_timeout=10, socket_connect_timeout=3, health_check_interval=30,
+            )
+            self._redis = Redis(connection_pool=pool)
         return self._redis
 
     async def cycle_env(self) -> Any:
