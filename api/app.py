@@ -13,30 +13,40 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.accounts.routes import AuthController, MeController
+from api.activity.routes import BotActivityController, DecisionController
+from api.admin.routes import AdminController
 from api.api_keys.routes import ApiKeyController
 from api.audit.routes import list_audit_events
 from api.auth import BearerAuthenticationMiddleware
 from api.bots.routes import BotConfigController, BotController
 from api.dependencies import DEPENDENCIES
+from api.devices.routes import DeviceController, NotificationPreferencesController
 from api.errors import EXCEPTION_HANDLERS
 from api.exchange_keys.routes import ExchangeKeyController
 from api.health import health, ready
 from api.middleware import MethodIndex, RequestContextMiddleware, TrustedProxies
 from api.openapi import BEARER_SCHEME, forbid_unknown_properties
 from api.rate_limits import RateLimiter
-from api.task_client import CeleryKeyCheck, create_task_client
+from api.stream.hub import StreamHub
+from api.stream.routes import stream_events
+from api.task_client import CeleryKeyCheck, CeleryWebhookQueue, CeleryWorkers, create_task_client
+from api.webhooks.routes import WebhookController
 from quorum.database import Database, create_app_engine
 from quorum.logs import configure_logging
 from quorum.redis import create_redis
 from quorum.settings import Settings, get_settings
 from tenants.accounts import AccountService
+from tenants.activity import ActivityService
+from tenants.admin import AdminService
 from tenants.api_keys import ApiKeyService
 from tenants.bots import BotService
 from tenants.context import TenantDatabase
+from tenants.devices import DeviceService
 from tenants.exchange_keys import ExchangeKeyService
 from tenants.passwords import PasswordHashing
 from tenants.tokens import TokenSigner
 from tenants.vault import LocalMasterKeys, Vault
+from tenants.webhooks import WebhookService
 
 API_VERSION = "1.0.0"
 
@@ -63,21 +73,30 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.bots = BotService(TenantDatabase(database), settings.default_bot_symbols)
         tasks = create_task_client(settings)
+        vault = Vault(LocalMasterKeys.from_setting(settings.master_keys))
         app.state.exchange_keys = ExchangeKeyService(
-            TenantDatabase(database),
-            Vault(LocalMasterKeys.from_setting(settings.master_keys)),
-            CeleryKeyCheck(tasks, settings.key_check_timeout_seconds),
+            TenantDatabase(database), vault, CeleryKeyCheck(tasks, settings.key_check_timeout_seconds),
         )
+        app.state.devices = DeviceService(TenantDatabase(database))
+        # Private and loopback webhook URLs only outside production (tests and the embedded setup).
+        app.state.webhooks = WebhookService(TenantDatabase(database), vault, CeleryWebhookQueue(tasks),
+                                            allow_private=not settings.is_production)
+        app.state.activity = ActivityService(TenantDatabase(database))
+        app.state.admin = AdminService(database, redis, CeleryWorkers(tasks).ping)
+        app.state.stream_hub = StreamHub(redis)
         try:
             yield
         finally:
+            await app.state.stream_hub.close()
             tasks.close()
             await redis.aclose()
             await database.dispose()
 
     app = Litestar(
         route_handlers=[health, ready, AuthController, MeController, ApiKeyController, ExchangeKeyController,
-                        BotController, BotConfigController, list_audit_events],
+                        BotController, BotConfigController, list_audit_events, BotActivityController,
+                        DecisionController, stream_events, DeviceController, NotificationPreferencesController,
+                        WebhookController, AdminController],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies=DEPENDENCIES,

@@ -58,6 +58,7 @@ def problem_response(
 
 _JSON_PATH = re.compile(r"at `\$\.?([^`]*)`")
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
 
 
 def _field_errors(extra: Any) -> list[FieldError]:
@@ -70,10 +71,10 @@ def _field_errors(extra: Any) -> list[FieldError]:
             continue
         message = str(item.get("message", ""))
         field = str(item.get("key") or "")
-        unknown = _UNKNOWN_FIELD.search(message)
+        named = _UNKNOWN_FIELD.search(message) or _MISSING_FIELD.search(message)
         path = _JSON_PATH.search(message)
-        if unknown:
-            field = ".".join(p for p in (path.group(1) if path else "", unknown.group(1)) if p)
+        if named:
+            field = ".".join(p for p in (path.group(1) if path else "", named.group(1)) if p)
         elif path and path.group(1):
             field = path.group(1)
         elif field in ("data", "body"):

@@ -38,3 +38,27 @@ class CeleryKeyCheck:
         finally:
             result.forget()
         return msgspec.convert(value, KeyCheckOutcome)
+
+
+class CeleryWebhookQueue:
+    """WebhookQueue over Celery: the delivery's ids go to `quorum.deliver_webhook` (workers/notify/tasks.py)."""
+
+    def __init__(self, client: Celery) -> None:
+        self.client = client
+
+    async def enqueue(self, tenant_id: uuid.UUID, delivery_id: uuid.UUID) -> None:
+        await anyio.to_thread.run_sync(
+            partial(self.client.send_task, "quorum.deliver_webhook", args=[str(tenant_id), str(delivery_id)],
+                    ignore_result=True)
+        )
+
+
+class CeleryWorkers:
+    """Which workers are alive: Celery's broadcast ping, answered by each worker within `wait_seconds`."""
+
+    def __init__(self, client: Celery) -> None:
+        self.client = client
+
+    async def ping(self, wait_seconds: float) -> list[str]:
+        replies = await anyio.to_thread.run_sync(partial(self.client.control.ping, timeout=wait_seconds))
+        return [name for reply in replies or [] for name in reply]

@@ -28,6 +28,13 @@ class AuditAction(enum.StrEnum):
     BOT_DELETED = "bot_deleted"
     BOT_STARTED = "bot_started"
     BOT_STOPPED = "bot_stopped"
+    WEBHOOK_CREATED = "webhook_created"
+    WEBHOOK_CHANGED = "webhook_changed"
+    WEBHOOK_DELETED = "webhook_deleted"
+    WEBHOOK_DISABLED = "webhook_disabled"
+    # Written by admin_set_user_active (migration 0005) in the user's tenant, actor type `platform_admin`.
+    USER_DEACTIVATED = "user_deactivated"
+    USER_ACTIVATED = "user_activated"
 
 
 def record(

@@ -33,6 +33,7 @@ class EventType(enum.StrEnum):
     BUDGET_EXHAUSTED = "budget.exhausted"  # the tenant's daily LLM token budget; the rules brain decides
     DAILY_SUMMARY = "summary.daily"
     TEST = "test"  # sent on request to check a webhook endpoint
+    WEBHOOK_DISABLED = "webhook.disabled"  # an endpoint failed too often and was switched off; owners are told
 
 
 def stream_channel(tenant_id: uuid.UUID) -> str:

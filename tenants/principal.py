@@ -15,6 +15,8 @@ class Scope(enum.StrEnum):
     KEYS_READ = "keys:read"
     KEYS_WRITE = "keys:write"
     ACTIVITY_READ = "activity:read"
+    WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_WRITE = "webhooks:write"
     AUDIT_READ = "audit:read"
 
 

@@ -5,13 +5,14 @@ Each run gets a fresh database built by the migrations (never `create_all`) and 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +26,7 @@ from quorum.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, wait_for
 from quorum.settings import Settings, load_settings
 from tenants.db_commands import bootstrap
 from tests.fakes.bybit_v5 import FakeBybitV5
+from tests.fakes.fcm import FakeFcm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -173,14 +175,26 @@ def fake_bybit() -> Iterator[FakeBybitV5]:
 
 
 @pytest.fixture(scope="session")
-def key_check_worker(settings: Settings, fake_bybit: FakeBybitV5, scratch_dir: Path) -> Iterator[Path]:
-    """A real Celery worker whose Bybit adapters talk to the fake; yields the file its output goes to."""
-    env = child_environ(settings, EXCHANGE_API_OVERRIDES=f"bybit={fake_bybit.origin}", LOG_LEVEL="DEBUG")
+def fake_fcm(scratch_dir: Path) -> Iterator[FakeFcm]:
+    """Google's token endpoint and FCM, reached by the real firebase-admin client (see tests/fakes/fcm.py)."""
+    directory = scratch_dir / "fcm"
+    directory.mkdir(exist_ok=True)
+    with FakeFcm(directory) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def key_check_worker(settings: Settings, fake_bybit: FakeBybitV5, fake_fcm: FakeFcm,
+                     scratch_dir: Path) -> Iterator[Path]:
+    """The real Celery worker of the test session: Bybit adapters talk to the fake, push goes to the fake FCM.
+    Yields the file its output goes to. (One worker only: every worker consumes the same queue.)"""
+    env = child_environ(settings, EXCHANGE_API_OVERRIDES=f"bybit={fake_bybit.origin}", LOG_LEVEL="DEBUG",
+                        **fake_fcm.client_environment())
     log_path = scratch_dir / "key-check-worker.log"
     with log_path.open("wb") as log_file:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "threads",
-             "--concurrency", "4", "--loglevel", "DEBUG", "-n", f"keys-{uuid.uuid4().hex[:6]}@%h"],
+             "--concurrency", "8", "--loglevel", "DEBUG", "-n", f"keys-{uuid.uuid4().hex[:6]}@%h"],
             env=env, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
         )
         ping = "from workers.celery_app import app; app.send_task('quorum.ping').get(timeout=60)"
@@ -191,3 +205,12 @@ def key_check_worker(settings: Settings, fake_bybit: FakeBybitV5, scratch_dir: P
         finally:
             worker.terminate()
             worker.wait(30)
+
+
+async def eventually(check: Callable[[], object], within: float = 30.0, interval: float = 0.2) -> None:
+    """Wait until `check()` is truthy (work another process does, e.g. the Celery worker); fail after `within` s."""
+    for _ in range(max(1, int(within / interval))):
+        if check():
+            return
+        await asyncio.sleep(interval)
+    assert check(), f"still not true after {within} s"

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine
 
 from quorum.database import sync_url
 from quorum.settings import Settings
+from tenants import notify_models  # noqa: F401 - its tables join `metadata` (they share tenants.models.Base)
 from tenants.models import metadata
 from tests.conftest import Account
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from tenants import notify_models  # noqa: F401 - its tables join `metadata` (they share tenants.models.Base)
 from tenants.models import metadata
 
 config = context.config

@@ -1,0 +1,137 @@
+"""`GET /v1/stream`: the tenant's events as they happen, as server-sent events.
+
+Each event is `id: <event id>`, `event: <type>`, `data: <EventMessage JSON>`. Events come through Redis
+pub/sub (api/stream/hub.py), so whichever process recorded them, every API process can stream them.
+A comment line every `KEEPALIVE_SECONDS` keeps proxies from closing an idle stream; at each one the
+caller's session (or API key) is checked again, so a logout, a deactivation or a revoked key ends
+the stream. A client reconnecting with `Last-Event-ID` first gets what it missed from the events
+table (at most `REPLAY_LIMIT` events), then the live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlalchemy import select
+
+from api.auth import requires
+from api.dependencies import CurrentPrincipal
+from api.openapi import AUTHENTICATED, BACKEND, BEARER, problems
+from api.stream.hub import StreamHub
+from tenants.context import TenantDatabase
+from tenants.errors import DomainError
+from tenants.events import EventMessage, EventType
+from tenants.models import Event
+from tenants.principal import Principal, PrincipalKind, Scope
+
+KEEPALIVE_SECONDS = 15.0
+REPLAY_LIMIT = 1000
+RETRY_MS = 3000  # how long a client waits before reconnecting
+_encode = msgspec.json.Encoder().encode
+
+StillAllowed = Callable[[], Awaitable[bool]]
+
+
+async def replay(tenants: TenantDatabase, principal: Principal, after: uuid.UUID,
+                 limit: int = REPLAY_LIMIT) -> list[EventMessage]:
+    """The tenant's events recorded after `after` (ids are time-ordered UUIDv7), oldest first."""
+    async with tenants.transaction(principal) as session:
+        rows = (await session.scalars(
+            select(Event).where(Event.tenant_id == principal.tenant_id, Event.id > after)
+            .order_by(Event.id).limit(limit)
+        )).all()
+    return [EventMessage(id=r.id, tenant_id=r.tenant_id, bot_id=r.bot_id, type=EventType(r.type),
+                         created_at=r.created_at, payload=dict(r.payload)) for r in rows]
+
+
+async def event_stream(
+    hub: StreamHub, tenant_id: uuid.UUID, still_allowed: StillAllowed, *,
+    missed: Callable[[], Awaitable[list[EventMessage]]] | None = None, types: frozenset[str] = frozenset(),
+    keepalive: float = KEEPALIVE_SECONDS,
+) -> AsyncIterator[ServerSentEventMessage]:
+    """The messages of one client's stream: missed events first (if asked), then live ones and keep-alives."""
+    async with hub.listen(tenant_id) as queue:
+        yield ServerSentEventMessage(comment="connected", retry=RETRY_MS)
+        seen: set[uuid.UUID] = set()
+        if missed is not None:
+            for event in await missed():
+                seen.add(event.id)
+                if not types or event.type.value in types:
+                    yield _message(event)
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), keepalive)
+            except TimeoutError:
+                if not await still_allowed():
+                    return
+                yield ServerSentEventMessage(comment="keep-alive")
+                continue
+            if event is None:  # fell behind, or Redis went away: the client reconnects with Last-Event-ID
+                return
+            if event.tenant_id != tenant_id or event.id in seen:
+                continue
+            if not types or event.type.value in types:
+                yield _message(event)
+
+
+def _message(event: EventMessage) -> ServerSentEventMessage:
+    return ServerSentEventMessage(id=str(event.id), event=event.type.value, data=_encode(event).decode())
+
+
+def _checker(request: Request[Any, Any, Any], principal: Principal) -> StillAllowed:
+    state = request.app.state
+
+    async def still_allowed() -> bool:
+        try:
+            if principal.kind is PrincipalKind.API_KEY:
+                await state.api_keys.authenticate(request.auth)
+            else:
+                async with TenantDatabase(state.database).transaction(principal):
+                    pass
+        except DomainError:
+            return False
+        return True
+
+    return still_allowed
+
+
+@get("/v1/stream", tags=["activity"], security=BEARER, guards=[requires(Scope.ACTIVITY_READ)],
+     summary="The tenant's events as they happen (server-sent events)",
+     description=(
+         "A `text/event-stream` that stays open: each event is `id: <event id>`, `event: <type>`, "
+         "`data: <JSON>`; a comment line every 15 s keeps it alive. Reconnect with `Last-Event-ID` to get "
+         "what was missed first. The stream ends when the session or API key stops being valid."
+     ),
+     responses=problems(400, AUTHENTICATED, BACKEND), media_type="text/event-stream")
+async def stream_events(
+    request: Request[Any, Any, Any],
+    principal: CurrentPrincipal,
+    last_event_id: Annotated[str | None, Parameter(
+        header="Last-Event-ID", description="The id of the last event received: replay what came after it",
+        max_length=64, required=False)] = None,
+    types: Annotated[list[EventType] | None, Parameter(description="Only these event types")] = None,
+) -> ServerSentEvent:
+    state = request.app.state
+    tenants = TenantDatabase(state.database)
+    async with tenants.transaction(principal):  # an ended session answers 401 now, not with an empty stream
+        pass
+    after = _uuid_or_none(last_event_id)
+    missed = (lambda: replay(tenants, principal, after)) if after is not None else None
+    return ServerSentEvent(
+        event_stream(state.stream_hub, principal.tenant_id, _checker(request, principal), missed=missed,
+                     types=frozenset(t.value for t in types or ())),
+    )
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None  # not one of our ids: start from now
