@@ -35,13 +35,15 @@ def create_celery() -> Celery:
                 # A tick nobody ran in time is worthless: the next one looks at the bots again.
                 "options": {"expires": settings.dispatch_interval_seconds},
             },
+            # Events and webhook deliveries committed but never enqueued (workers/notify/tasks.py).
+            "notifications-sweep": {"task": "quorum.sweep_notifications", "schedule": 60.0, "options": {"expires": 60}},
         },
         # Cycles have their own queue, so a backlog of them never delays the dispatcher, key checks
         # or notifications; a worker consumes both unless told otherwise (`quorum worker --queues`).
         task_queues=[Queue("celery"), Queue("cycles")],
         task_default_queue="celery",
         task_routes={"quorum.run_cycle": {"queue": "cycles"}},
-        include=["workers.tasks"],
+        include=["workers.tasks", "workers.notify.tasks"],
     )
     return app
 
