@@ -102,7 +102,7 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
     assert linked.status_code == 201, linked.text
     bot = await client.post("/v1/bots", headers=account.headers, json={
         "name": "live", "mode": "live", "exchangeKeyId": linked.json()["id"], "symbols": [SYMBOL],
-        "timeframes": ["5m", "1h"], "brain": "gpt", "cycleIntervalSeconds": 60, "leverage": 1,
+        "timeframes": ["5m", "1h"], "brain": "gpt", "cycleIntervalSeconds": 3600, "leverage": 1,
     })
     assert bot.status_code == 201, bot.text
     bot_id = uuid.UUID(bot.json()["id"])
@@ -141,7 +141,7 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
     try:
         calls_before = fake_bybit.create_calls
         fake_bybit.inject("/v5/order/create", Fault.delay(20))  # the order is made; its answer waits
-        slot = slot_of(time.time(), 60)
+        slot = slot_of(time.time(), 3600)  # hourly slots: the restart happens within the same slot
         broker.send_task("quorum.run_cycle", args=[str(tenant), str(bot_id), slot], queue=queue)
 
         async def sent() -> bool:
