@@ -12,6 +12,7 @@ run: install
 
 test: install
 	$(UV) run pytest
+	bash mobile/scripts/ci.sh
 
 install: .venv/.installed
 
