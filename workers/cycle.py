@@ -30,9 +30,11 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from uuid_utils.compat import uuid7
 
 from quorum.database import Database
 from quorum.logs import cycle_id_var
+from tenants import events
 from tenants.events import EventMessage, EventType
 from tenants.exchange_catalog import PAPER
 from tenants.exchange_keys import key_contexts
@@ -64,7 +66,7 @@ from workers.exchanges.errors import (
     retry_read,
 )
 from workers.exchanges.factory import Credentials
-from workers.exchanges.paper import settle_currency
+from workers.exchanges.paper import exit_trigger, settle_currency
 from workers.market.cache import MarketDataError, UnknownMarket
 from workers.market.candles import TIMEFRAME_MS, Candles
 from workers.market.feed import MarketFeed
@@ -244,9 +246,9 @@ class _Run:
         balance = await retry_read(exchange.fetch_balance)
         quote = settle_currency(symbols[0])
         unrealized = sum(
-            (Decimal(repr(p.unrealized_pnl or 0.0)) for p in held if settle_currency(p.symbol) == quote), Decimal(0)
+            (ledger.money(p.unrealized_pnl or 0.0) for p in held if settle_currency(p.symbol) == quote), Decimal(0)
         )
-        cash = Decimal(repr(balance[quote].total)) if quote in balance else Decimal(0)
+        cash = ledger.money(balance[quote].total) if quote in balance else Decimal(0)
         equity = cash + unrealized
         pnl_today = equity - claim.day_start_equity if claim.day_start_equity is not None else Decimal(0)
         config = _bot_config(bot)
@@ -292,7 +294,7 @@ class _Run:
                 open_rows = [p for p in open_rows if p.symbol != symbol]
 
         after = await retry_read(exchange.fetch_balance) if self.orders else balance
-        cash = Decimal(repr(after[quote].total)) if quote in after else Decimal(0)
+        cash = ledger.money(after[quote].total) if quote in after else Decimal(0)
         return await self.finish(
             "completed", None, equity=cash + unrealized, unrealized=unrealized, decisions=decisions
         )
@@ -448,7 +450,7 @@ class _Run:
                 if live is not None and live.side.value == row.side:
                     still_open.append(row)
                     if live.mark_price is not None:
-                        marks[row.symbol] = (Decimal(repr(live.mark_price)), Decimal(repr(live.unrealized_pnl or 0.0)))
+                        marks[row.symbol] = (ledger.money(live.mark_price), ledger.money(live.unrealized_pnl or 0.0))
                     continue
                 reason, price = _how_closed(row, market.get(row.symbol))
                 closed_events += await ledger.close_position(
@@ -459,8 +461,6 @@ class _Run:
         return still_open
 
     async def _decision_event(self, session: Any, row: dict[str, object]) -> EventMessage:
-        from tenants import events
-
         return await events.record(
             session,
             self.tenant_id,
@@ -477,8 +477,6 @@ class _Run:
         )
 
     async def _event(self, type_: EventType, payload: dict[str, object]) -> EventMessage:
-        from tenants import events
-
         async with self.env.database.transaction(self.tenant_id) as session:
             return await events.record(session, self.tenant_id, type_, payload, self.bot_id)
 
@@ -513,7 +511,10 @@ class _Run:
             )
         await publish_events(self.env.redis, self.events, self.env.send_task)
         return CycleReport(
-            status=status, cycle_id=self.cycle_id, decisions=len(decisions) + self.placed, orders=self.orders,
+            status=status,
+            cycle_id=self.cycle_id,
+            decisions=len(decisions) + self.placed,
+            orders=self.orders,
             error=error,
         )
 
@@ -589,17 +590,11 @@ def _how_closed(row: ledger.OpenPositionRow, candles: Mapping[str, Candles] | No
     trading = next(iter(candles.values())) if candles else None
     if trading is None or not len(trading):
         return "external", row.entry_price
-    since = trading.timestamp >= row.opened_market_ms  # the candles after the one the open was decided on
-    long = row.side == "long"
-    for i in range(len(trading)):
-        if not since[i]:
-            continue
-        low, high = Decimal(repr(float(trading.low[i]))), Decimal(repr(float(trading.high[i])))
-        if row.stop_loss is not None and (low <= row.stop_loss if long else high >= row.stop_loss):
-            return "stop_loss", row.stop_loss
-        if row.take_profit is not None and (high >= row.take_profit if long else low <= row.take_profit):
-            return "take_profit", row.take_profit
-    return "external", Decimal(repr(float(trading.close[-1])))
+    # The candles after the one the open was decided on.
+    hit = exit_trigger(trading, row.opened_market_ms, row.side, row.stop_loss, row.take_profit)
+    if hit is not None:
+        return hit.reason, hit.level
+    return "external", ledger.money(float(trading.close[-1]))
 
 
 _ENCODE = msgspec.json.Encoder()
@@ -608,8 +603,6 @@ _ENCODE = msgspec.json.Encoder()
 def _decision_row(
     tenant_id: uuid.UUID, bot_id: uuid.UUID, cycle_id: uuid.UUID | None, outcome: DecisionOutcome
 ) -> tuple[uuid.UUID, dict[str, object]]:
-    from uuid_utils.compat import uuid7
-
     record = outcome.record
     tokens = record.tokens
     now = datetime.datetime.now(datetime.UTC)

@@ -20,9 +20,9 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from quorum.database import Database
+from tenants.admin import DISPATCH_LAST_TICK_KEY as LAST_DISPATCH_KEY  # admin status reads it
 
 log = logging.getLogger(__name__)
-LAST_DISPATCH_KEY = "quorum:dispatch:last_tick"
 RUN_CYCLE_TASK = "quorum.run_cycle"
 _DUE = text("SELECT tenant_id, bot_id, slot FROM due_bot_cycles(:now, :stale, :after, :limit)")
 

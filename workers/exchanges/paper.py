@@ -23,9 +23,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+import msgspec
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
@@ -141,9 +141,9 @@ class PaperExchange:
         async with self._db.transaction(self._tenant_id) as session:
             account = await self._account(session, lock=True)
             exists = await session.scalar(
-                select(func.count()).select_from(PaperOrder).where(
-                    PaperOrder.account_id == account.id, PaperOrder.client_order_id == intent.client_order_id
-                )
+                select(func.count())
+                .select_from(PaperOrder)
+                .where(PaperOrder.account_id == account.id, PaperOrder.client_order_id == intent.client_order_id)
             )
             if exists:
                 raise DuplicateClientOrderId(f"client order id {intent.client_order_id} exists", exchange=NAME)
@@ -162,25 +162,43 @@ class PaperExchange:
             fee = amount * fill_price * self._fee
             leverage = _d(min(intent.leverage or (float(position.leverage) if position else 1.0), MAX_LEVERAGE))
             await self._apply_fill(session, account, position, intent, amount, fill_price, fee, leverage)
+            # The account row is locked: the check above stays true until this commits.
             order_id = uuid7()
-            try:
-                async with session.begin_nested():
-                    await session.execute(
-                        insert(PaperOrder).values(
-                            id=order_id, tenant_id=self._tenant_id, account_id=account.id,
-                            client_order_id=intent.client_order_id, symbol=intent.symbol, side=intent.side.value,
-                            type=intent.type.value, status=OrderStatus.FILLED.value, amount=amount, filled=amount,
-                            price=None, average=fill_price, fee=fee, reduce_only=intent.reduce_only,
-                            stop_loss=_opt(intent.stop_loss), take_profit=_opt(intent.take_profit), reason="order",
-                        )
-                    )
-            except IntegrityError as exc:  # a concurrent create with the same id won the race
-                raise DuplicateClientOrderId(f"client order id {intent.client_order_id} exists", exchange=NAME) from exc
+            await session.execute(
+                insert(PaperOrder).values(
+                    id=order_id,
+                    tenant_id=self._tenant_id,
+                    account_id=account.id,
+                    client_order_id=intent.client_order_id,
+                    symbol=intent.symbol,
+                    side=intent.side.value,
+                    type=intent.type.value,
+                    status=OrderStatus.FILLED.value,
+                    amount=amount,
+                    filled=amount,
+                    price=None,
+                    average=fill_price,
+                    fee=fee,
+                    reduce_only=intent.reduce_only,
+                    stop_loss=_opt(intent.stop_loss),
+                    take_profit=_opt(intent.take_profit),
+                    reason="order",
+                )
+            )
         return ExchangeOrder(
-            id=str(order_id), client_order_id=intent.client_order_id, symbol=intent.symbol, side=intent.side,
-            type=intent.type, status=OrderStatus.FILLED, amount=float(amount), filled=float(amount),
-            average=float(fill_price), reduce_only=intent.reduce_only, stop_loss=intent.stop_loss,
-            take_profit=intent.take_profit, fee=float(fee),
+            id=str(order_id),
+            client_order_id=intent.client_order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            type=intent.type,
+            status=OrderStatus.FILLED,
+            amount=float(amount),
+            filled=float(amount),
+            average=float(fill_price),
+            reduce_only=intent.reduce_only,
+            stop_loss=intent.stop_loss,
+            take_profit=intent.take_profit,
+            fee=float(fee),
         )
 
     async def fetch_order_by_client_id(self, symbol: str, client_order_id: str) -> ExchangeOrder | None:
@@ -205,7 +223,11 @@ class PaperExchange:
     async def market_rules(self, symbol: str) -> MarketRules:
         self._last_price(symbol)  # an unknown market is an error here as on a real exchange
         return MarketRules(
-            symbol=symbol, min_amount=None, amount_step=None, price_tick=None, min_notional=None,
+            symbol=symbol,
+            min_amount=None,
+            amount_step=None,
+            price_tick=None,
+            min_notional=None,
             max_leverage=MAX_LEVERAGE,
         )
 
@@ -290,9 +312,17 @@ class PaperExchange:
         if position is None:
             session.add(
                 PaperPosition(
-                    id=uuid7(), tenant_id=self._tenant_id, account_id=account.id, symbol=intent.symbol,
-                    side=side.value, amount=amount, entry_price=price, leverage=leverage, stop_loss=sl,
-                    take_profit=tp, checked_until_ms=checked,
+                    id=uuid7(),
+                    tenant_id=self._tenant_id,
+                    account_id=account.id,
+                    symbol=intent.symbol,
+                    side=side.value,
+                    amount=amount,
+                    entry_price=price,
+                    leverage=leverage,
+                    stop_loss=sl,
+                    take_profit=tp,
+                    checked_until_ms=checked,
                 )
             )
         elif position.side == side:  # adds: average the entry
@@ -324,21 +354,8 @@ class PaperExchange:
         if candles is None or len(candles) == 0 or (row.stop_loss is None and row.take_profit is None):
             return False
         tf_ms = TIMEFRAME_MS[candles.timeframe]
-        long = row.side == PositionSide.LONG
-        hit: tuple[str, Decimal] | None = None
-        for i in range(len(candles)):
-            if int(candles.timestamp[i]) < row.checked_until_ms:
-                continue
-            low, high, open_ = _d(float(candles.low[i])), _d(float(candles.high[i])), _d(float(candles.open[i]))
-            stop, target = row.stop_loss, row.take_profit
-            if stop is not None and (low <= stop if long else high >= stop):
-                gapped = open_ < stop if long else open_ > stop
-                hit = ("stop_loss", open_ if gapped else stop)
-                break
-            if target is not None and (high >= target if long else low <= target):
-                gapped = open_ > target if long else open_ < target
-                hit = ("take_profit", open_ if gapped else target)
-                break
+        exit_ = exit_trigger(candles, row.checked_until_ms, row.side, row.stop_loss, row.take_profit)
+        hit = None if exit_ is None else (exit_.reason, exit_.fill)
         end = int(candles.timestamp[-1]) + tf_ms
         if hit is None:
             if end > row.checked_until_ms:
@@ -346,7 +363,7 @@ class PaperExchange:
                 await session.flush()
             return False
         reason, level = hit
-        side = Side.SELL if long else Side.BUY
+        side = Side.SELL if row.side == PositionSide.LONG else Side.BUY
         price = self._slipped(level, side)
         fee = row.amount * price * self._fee
         code = settle_currency(row.symbol)
@@ -358,10 +375,20 @@ class PaperExchange:
         )
         await session.execute(
             insert(PaperOrder).values(
-                id=uuid7(), tenant_id=self._tenant_id, account_id=account.id,
-                client_order_id=f"{reason[:2]}-{row.id.hex[:30]}", symbol=row.symbol, side=side.value,
-                type=OrderType.MARKET.value, status=OrderStatus.FILLED.value, amount=row.amount, filled=row.amount,
-                average=price, fee=fee, reduce_only=True, reason=reason,
+                id=uuid7(),
+                tenant_id=self._tenant_id,
+                account_id=account.id,
+                client_order_id=f"{reason[:2]}-{row.id.hex[:30]}",
+                symbol=row.symbol,
+                side=side.value,
+                type=OrderType.MARKET.value,
+                status=OrderStatus.FILLED.value,
+                amount=row.amount,
+                filled=row.amount,
+                average=price,
+                fee=fee,
+                reduce_only=True,
+                reason=reason,
             )
         )
         await session.delete(row)
@@ -371,11 +398,42 @@ class PaperExchange:
     def _position(self, row: PaperPosition) -> Position:
         mark = self._last_price(row.symbol) if row.symbol in self._prices else None
         return Position(
-            symbol=row.symbol, side=PositionSide(row.side), amount=float(row.amount),
-            entry_price=float(row.entry_price), mark_price=float(mark) if mark is not None else None,
+            symbol=row.symbol,
+            side=PositionSide(row.side),
+            amount=float(row.amount),
+            entry_price=float(row.entry_price),
+            mark_price=float(mark) if mark is not None else None,
             unrealized_pnl=float(_pnl(row.side, row.entry_price, mark, row.amount)) if mark is not None else None,
-            leverage=float(row.leverage), stop_loss=_f(row.stop_loss), take_profit=_f(row.take_profit),
+            leverage=float(row.leverage),
+            stop_loss=_f(row.stop_loss),
+            take_profit=_f(row.take_profit),
         )
+
+
+class ExitTrigger(msgspec.Struct, frozen=True):
+    """A stop or target a candle reached: which, its level, and the price a market exit gets (the
+    candle's open when it gapped through the level)."""
+
+    reason: str  # stop_loss | take_profit
+    level: Decimal
+    fill: Decimal
+
+
+def exit_trigger(
+    candles: Candles, since_ms: int, side: str, stop: Decimal | None, target: Decimal | None
+) -> ExitTrigger | None:
+    """The first candle opening at or after `since_ms` whose low or high reaches the position's stop or
+    target, in time order; a candle touching both counts as the stop (the conservative reading)."""
+    long = side == PositionSide.LONG
+    for i in range(len(candles)):
+        if int(candles.timestamp[i]) < since_ms:
+            continue
+        low, high, open_ = _d(float(candles.low[i])), _d(float(candles.high[i])), _d(float(candles.open[i]))
+        if stop is not None and (low <= stop if long else high >= stop):
+            return ExitTrigger("stop_loss", stop, open_ if (open_ < stop if long else open_ > stop) else stop)
+        if target is not None and (high >= target if long else low <= target):
+            return ExitTrigger("take_profit", target, open_ if (open_ > target if long else open_ < target) else target)
+    return None
 
 
 def _pnl(side: str, entry: Decimal, exit_: Decimal, amount: Decimal) -> Decimal:
@@ -392,8 +450,18 @@ def _f(value: Decimal | None) -> float | None:
 
 def _order(row: PaperOrder) -> ExchangeOrder:
     return ExchangeOrder(
-        id=str(row.id), client_order_id=row.client_order_id, symbol=row.symbol, side=Side(row.side),
-        type=OrderType(row.type), status=OrderStatus(row.status), amount=float(row.amount), filled=float(row.filled),
-        price=_f(row.price), average=_f(row.average), reduce_only=row.reduce_only, stop_loss=_f(row.stop_loss),
-        take_profit=_f(row.take_profit), fee=float(row.fee),
+        id=str(row.id),
+        client_order_id=row.client_order_id,
+        symbol=row.symbol,
+        side=Side(row.side),
+        type=OrderType(row.type),
+        status=OrderStatus(row.status),
+        amount=float(row.amount),
+        filled=float(row.filled),
+        price=_f(row.price),
+        average=_f(row.average),
+        reduce_only=row.reduce_only,
+        stop_loss=_f(row.stop_loss),
+        take_profit=_f(row.take_profit),
+        fee=float(row.fee),
     )
