@@ -59,11 +59,23 @@ async def record(
     bot_id: uuid.UUID | None = None,
 ) -> EventMessage:
     """Add an event to the outbox in `session`'s transaction; deliver the returned message after commit."""
-    message = EventMessage(
+    (message,) = await record_many(session, [new_message(tenant_id, type, payload, bot_id)])
+    return message
+
+
+def new_message(
+    tenant_id: uuid.UUID, type: EventType, payload: Mapping[str, object], bot_id: uuid.UUID | None = None
+) -> EventMessage:
+    return EventMessage(
         id=uuid7(), tenant_id=tenant_id, bot_id=bot_id, type=type, created_at=now(), payload=dict(payload)
     )
-    await session.execute(insert(Event).values(row(message)))
-    return message
+
+
+async def record_many(session: AsyncSession, messages: list[EventMessage]) -> list[EventMessage]:
+    """Add several events to the outbox in one statement."""
+    if messages:
+        await session.execute(insert(Event), [row(m) for m in messages])
+    return messages
 
 
 def now() -> datetime.datetime:

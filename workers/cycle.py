@@ -461,20 +461,15 @@ class _Run:
         return still_open
 
     async def _decision_event(self, session: Any, row: dict[str, object]) -> EventMessage:
-        return await events.record(
-            session,
-            self.tenant_id,
-            EventType.DECISION,
-            {
-                "decisionId": str(row["id"]),
-                "symbol": row["symbol"],
-                "action": row["action"],
-                "brain": row["brain"],
-                "confidence": row["confidence"],
-                "fallback": row["fallback"],
-            },
-            self.bot_id,
-        )
+        (message,) = await events.record_many(session, [self._decision_message(row)])
+        return message
+
+    def _decision_message(self, row: dict[str, object]) -> EventMessage:
+        payload = {
+            "decisionId": str(row["id"]), "symbol": row["symbol"], "action": row["action"], "brain": row["brain"],
+            "confidence": row["confidence"], "fallback": row["fallback"],
+        }
+        return events.new_message(self.tenant_id, EventType.DECISION, payload, self.bot_id)
 
     async def _event(self, type_: EventType, payload: dict[str, object]) -> EventMessage:
         async with self.env.database.transaction(self.tenant_id) as session:
@@ -498,8 +493,7 @@ class _Run:
         decisions = decisions or []
         async with self.env.database.transaction(self.tenant_id) as session:
             await ledger.store_decisions(session, decisions)
-            for row in decisions:
-                self.events.append(await self._decision_event(session, row))
+            self.events += await events.record_many(session, [self._decision_message(r) for r in decisions])
             await ledger.finish_cycle(
                 session,
                 self.cycle_id,
