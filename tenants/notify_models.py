@@ -1,5 +1,6 @@
 """Tables of notifications and operations: push devices and preferences, webhook endpoints and their
-deliveries, the delivery state of each event, and the platform's operators (migration 0005).
+deliveries, the delivery state of each event, and the platform's operators (migration 0005); the
+daily summaries recorded and webhook secrets kept through a rotation's overlap (migration 0006).
 
 Kept apart from `tenants.models` and sharing its `Base`, so the same metadata describes every table;
 `tenants.migrations.env` and tests/test_migrations.py import this module so the comparison sees them.
@@ -12,7 +13,7 @@ import enum
 import uuid
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, text
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,10 +59,16 @@ class NotificationPreferences(TenantOwned, Base):
 
 
 class WebhookEndpoint(TenantOwned, Base):
-    """An integrator's HTTPS endpoint. The signing secret is stored only encrypted under the tenant vault."""
+    """An integrator's HTTPS endpoint. The signing secret is stored only encrypted under the tenant vault;
+    after a rotation the previous one is kept (encrypted too) until `previous_secret_expires_at`."""
 
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (Index("ix_webhook_endpoints_tenant", "tenant_id", "id"),)
+    __table_args__ = (
+        Index("ix_webhook_endpoints_tenant", "tenant_id", "id"),
+        # The sweep's view: endpoints holding a previous secret (few, and only for a day or so).
+        Index("ix_webhook_endpoints_previous_secret", "tenant_id", "previous_secret_expires_at",
+              postgresql_where=text("previous_secret_expires_at IS NOT NULL")),
+    )
 
     url: Mapped[str] = mapped_column(String(WEBHOOK_URL_MAX_LENGTH))
     description: Mapped[str] = mapped_column(String(200), default="")
@@ -72,6 +79,9 @@ class WebhookEndpoint(TenantOwned, Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_success_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     last_failure_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    previous_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    previous_secret_expires_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), default=None)
 
 
 class WebhookDeliveryStatus(enum.StrEnum):
@@ -129,6 +139,18 @@ class EventDelivery(TenantOwned, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     error: Mapped[str | None] = mapped_column(String(300), default=None)
+
+
+class DailySummary(TenantOwned, Base):
+    """A tenant's summary of one UTC day, recorded as the `summary.daily` event `event_id`. Unique per
+    (tenant, day): a second run, a second beat or a retry after a crash finds the row and records nothing."""
+
+    __tablename__ = "daily_summaries"
+    __table_args__ = (Index("uq_daily_summaries_day", "tenant_id", "day", unique=True),)
+
+    day: Mapped[datetime.date] = mapped_column(Date)
+    event_id: Mapped[uuid.UUID]
+    bots: Mapped[int] = mapped_column(Integer)  # how many bots the summary covers
 
 
 class PlatformAdmin(Base):
