@@ -101,8 +101,17 @@ def test_what_a_phone_shows_for_each_event() -> None:
     assert paused is not None and paused.body == "the exchange refused the API key"
     budget = push_message(_message(EventType.BUDGET_EXHAUSTED, {"detail": "200000 tokens"}))
     assert budget is not None and "rules brain" in budget.body
-    summary = push_message(_message(EventType.DAILY_SUMMARY, {"realizedPnl": "12.5", "currency": "USDT", "trades": 4}))
-    assert summary is not None and summary.body == "PnL +12.50 USDT · 4 trades"
+    summary = push_message(_message(EventType.DAILY_SUMMARY, {"day": "2026-03-12", "bots": [
+        {"name": "BTC bot", "currency": "USDT", "realizedPnl": "12.4", "tradesOpened": 2, "tradesClosed": 3,
+         "winRate": "0.6667"},
+        {"name": "ETH bot", "currency": "BTC", "realizedPnl": "0", "tradesOpened": 1, "tradesClosed": 0},
+    ]}))
+    assert summary is not None and summary.title == "Daily summary, Mar 12"
+    assert summary.body == "BTC bot: +12.40 USDT, 3 trades, 67% won · ETH bot: 1 trade opened, none closed yet"
+    many = push_message(_message(EventType.DAILY_SUMMARY, {"day": "2026-03-12", "bots": [
+        {"name": f"Bot {i}", "currency": "USDT", "realizedPnl": "-1.5", "tradesClosed": 2, "winRate": "0.5"}
+        for i in range(12)]}))
+    assert many is not None and len(many.body) <= 200 and many.body.endswith("more")
     assert push_message(_message(EventType.DECISION, {"action": "WAIT"})) is None
     assert push_message(_message(EventType.ORDER, {"status": "filled"})) is None
 

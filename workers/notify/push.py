@@ -12,6 +12,7 @@ events still reach webhooks and the live stream.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="Message.token is deprecated", category=DeprecationWarning)
 
 FCM_BATCH_LIMIT = 500  # send_each refuses more
+SUMMARY_BODY_MAX = 200  # a lock screen shows two or three lines; the app shows the rest
 FCM_HTTP_TIMEOUT_SECONDS = 10
 _APP_NAME = "quorum-push"
 _RECHECK_CREDENTIALS_SECONDS = 600
@@ -89,7 +91,7 @@ def push_message(event: EventMessage, bot_name: str | None = None) -> PushMessag
             title = "AI budget used up for today"
             body = "The rules brain decides until midnight UTC."
         case EventType.DAILY_SUMMARY:
-            title = "Daily summary"
+            title = _summary_title(p)
             body = _summary_body(p)
         case EventType.WEBHOOK_DISABLED:
             title = "Webhook disabled"
@@ -135,15 +137,48 @@ def _signed(value: object) -> str:
     return f"{'+' if number > 0 else ''}{number:,.2f}"
 
 
+def _summary_title(p: dict[str, object]) -> str:
+    try:
+        day = datetime.date.fromisoformat(_text(p.get("day")))
+    except ValueError:
+        return "Daily summary"
+    return f"Daily summary, {day:%b} {day.day}"
+
+
 def _summary_body(p: dict[str, object]) -> str:
-    parts = []
-    if "realizedPnl" in p:
-        parts.append(f"PnL {_signed(p.get('realizedPnl'))} {_text(p.get('currency'))}".strip())
-    if "trades" in p:
-        parts.append(f"{p['trades']} trades")
-    if "equity" in p:
-        parts.append(f"equity {_num(p.get('equity'))}")
-    return " · ".join(parts) or "Your bots' day."
+    """One short line per bot (`BTC bot: +12.40 USDT, 3 trades, 67% won`); past the length, "+N more"."""
+    bots = [b for b in p.get("bots") or () if isinstance(b, dict)]
+    lines = [_bot_day(b) for b in bots]
+    body = ""
+    for shown, line in enumerate(lines):
+        rest = len(lines) - shown - 1
+        more = f" · +{rest} more" if rest else ""
+        candidate = f"{body} · {line}" if body else line
+        if len(candidate) + len(more) > SUMMARY_BODY_MAX and body:
+            return f"{body} · +{len(lines) - shown} more"
+        body = candidate
+    return body or "Your bots' day."
+
+
+def _bot_day(bot: dict[str, object]) -> str:
+    name = _text(bot.get("name")) or "Bot"
+    closed = _int(bot.get("tradesClosed"))
+    opened = _int(bot.get("tradesOpened"))
+    if closed:
+        rate = _decimal(bot.get("winRate")) or Decimal(0)
+        trades = "1 trade" if closed == 1 else f"{closed} trades"
+        return (f"{name}: {_signed(bot.get('realizedPnl'))} {_text(bot.get('currency'))}".rstrip()
+                + f", {trades}, {round(rate * 100)}% won")
+    if opened:
+        return f"{name}: {opened} trade{'' if opened == 1 else 's'} opened, none closed yet"
+    return f"{name}: no trades"
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
 
 
 # -- sending ----------------------------------------------------------------------------------------------

@@ -4,18 +4,20 @@
     quorum.deliver_webhook(tenant_id, delivery_id)   one attempt; re-enqueued with a countdown to retry
     quorum.retry_push(tenant_id, event_id, device_ids, attempt)
     quorum.sweep_notifications()                     beat: what was committed but never enqueued
+    quorum.daily_summaries()                         beat: yesterday's summary, once per tenant
 
 Sending never runs inside a trading cycle: a slow FCM or webhook endpoint delays only these tasks.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import uuid
 
 from workers.celery_app import app
-from workers.notify import delivery, webhooks
+from workers.notify import delivery, summary, webhooks
 from workers.notify.outbox import DELIVER_TASK
 from workers.notify.push import FcmSender
 from workers.runtime import WorkerRuntime, runtime
@@ -26,6 +28,7 @@ DELIVER_WEBHOOK_TASK = "quorum.deliver_webhook"
 RETRY_PUSH_TASK = "quorum.retry_push"
 SWEEP_TASK = "quorum.sweep_notifications"
 SWEEP_INTERVAL_SECONDS = 60.0  # beat_schedule entry, see workers/celery_app.py
+DAILY_SUMMARIES_TASK = "quorum.daily_summaries"
 PUSH_RETRIES = 3
 
 
@@ -110,3 +113,13 @@ def sweep_notifications() -> dict[str, int]:
         timeout=60,
     )
     return {"events": report.events, "webhooks": report.webhooks}
+
+
+@app.task(name=DAILY_SUMMARIES_TASK, ignore_result=True, acks_late=False)
+def daily_summaries() -> dict[str, object]:
+    """Record the last ended UTC day's summary of every tenant whose bots were active; each once."""
+    env = notify_env()
+    day = summary.day_to_summarise(datetime.datetime.now(datetime.UTC))
+    report = env.rt.run(summary.record_daily_summaries(env.rt.database, env.rt.redis, send_task, day),
+                        timeout=summary.RUN_SECONDS + 60)
+    return {"day": str(report.day), "recorded": report.recorded, "complete": report.complete}
