@@ -8,6 +8,12 @@ under the tenant vault; workers decrypt it to sign. Each request carries
 
 and receivers reject timestamps older than a few minutes (README: "Verifying a webhook").
 
+Rotating the secret keeps the previous one for an overlap (`ROTATION_OVERLAP` unless the request says
+otherwise, at most `MAX_ROTATION_OVERLAP`): meanwhile every delivery carries both signatures,
+`v1=<new>,v1=<previous>`, so a receiver verifies with whichever secret it holds while it switches. The
+previous secret is stored encrypted like the current one, under its own field, and is erased when the
+overlap ends (workers stop using it at once; the sweep deletes it).
+
 URLs that resolve to private, loopback or link-local addresses are refused unless the deployment allows
 them (tests and the embedded setup do): otherwise a webhook would let anyone make our workers call
 inside our network. Workers check the address again when they connect (workers/notify/webhooks.py).
@@ -48,6 +54,8 @@ SIGNATURE_HEADER = "Quorum-Signature"
 EVENT_HEADER = "Quorum-Event"
 DELIVERY_HEADER = "Quorum-Delivery"
 TOLERANCE_SECONDS = 300  # what receivers should accept; the README's snippet uses it
+ROTATION_OVERLAP = datetime.timedelta(hours=24)  # a receiver's deploy window; the request may choose 0 to 7 days
+MAX_ROTATION_OVERLAP = datetime.timedelta(days=7)
 MAX_ENDPOINTS_PER_TENANT = 20
 RESOLVE_TIMEOUT_SECONDS = 3.0
 # Types an endpoint may subscribe to; `test` is sent only on request, to the endpoint asked.
@@ -66,6 +74,11 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION}={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
 
 
+def signatures(secrets: Iterable[str], timestamp: int, body: bytes) -> str:
+    """The `Quorum-Signature` header when several secrets sign: the current one first, comma-separated."""
+    return ",".join(signature(secret, timestamp, body) for secret in secrets)
+
+
 def verify_signature(secret: str, timestamp_header: str, signature_header: str, body: bytes, now: float,
                      tolerance: int = TOLERANCE_SECONDS) -> bool:
     """What a receiver does: a fresh timestamp and a matching `v1` signature (any of several, when rotating)."""
@@ -81,6 +94,17 @@ def verify_signature(secret: str, timestamp_header: str, signature_header: str, 
 
 def secret_context(endpoint: WebhookEndpoint) -> FieldContext:
     return FieldContext(tenant_id=endpoint.tenant_id, table="webhook_endpoints", row_id=endpoint.id, field="secret")
+
+
+def previous_secret_context(endpoint: WebhookEndpoint) -> FieldContext:
+    return FieldContext(tenant_id=endpoint.tenant_id, table="webhook_endpoints", row_id=endpoint.id,
+                        field="previous_secret")
+
+
+def previous_secret_live(endpoint: WebhookEndpoint, now: datetime.datetime) -> bool:
+    """Whether a rotation's overlap is running: deliveries are signed with the previous secret too."""
+    return (endpoint.previous_secret_ciphertext is not None and endpoint.previous_secret_expires_at is not None
+            and endpoint.previous_secret_expires_at > now)
 
 
 # -- where webhooks may point -----------------------------------------------------------------------------
@@ -257,16 +281,30 @@ class WebhookService:
                 await session.flush()
         return endpoint
 
-    async def rotate_secret(self, principal: Principal, endpoint_id: uuid.UUID, client_ip: str = "") -> tuple[
-            WebhookEndpoint, str]:
-        """A new signing secret, returned this once; the old one stops signing at once."""
+    async def rotate_secret(self, principal: Principal, endpoint_id: uuid.UUID, client_ip: str = "", *,
+                            overlap: datetime.timedelta = ROTATION_OVERLAP) -> tuple[WebhookEndpoint, str]:
+        """A new signing secret, returned this once. The one it replaces keeps signing too for `overlap`
+        (zero: it stops at once); a previous secret still in its overlap is dropped now."""
+        if not datetime.timedelta(0) <= overlap <= MAX_ROTATION_OVERLAP:
+            raise Unprocessable("the overlap is at most 7 days",
+                                errors=[{"field": "overlapHours", "message": "between 0 and 168 hours"}])
         secret = new_secret()
+        now = utcnow()
         async with self.tenants.transaction(principal) as session:
             endpoint = await _find(session, principal, endpoint_id, lock=True)
+            if overlap:
+                replaced = await self.vault.decrypt(session, secret_context(endpoint), endpoint.secret_ciphertext)
+                endpoint.previous_secret_ciphertext = await self.vault.encrypt(
+                    session, previous_secret_context(endpoint), replaced)
+                endpoint.previous_secret_expires_at = now + overlap
+                del replaced
+            else:
+                endpoint.previous_secret_ciphertext = endpoint.previous_secret_expires_at = None
             endpoint.secret_ciphertext = await self.vault.encrypt(session, secret_context(endpoint), secret)
+            endpoint.updated_at = now
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.WEBHOOK_CHANGED,
                          target_type="webhook", target_id=endpoint.id, client_ip=client_ip,
-                         details={"fields": ["secret"]})
+                         details={"fields": ["secret"], "overlapSeconds": int(overlap.total_seconds())})
             await session.flush()
         return endpoint, secret
 

@@ -26,15 +26,15 @@ from tenants import events
 from tenants.context import TenantDatabase
 from tenants.errors import Unprocessable
 from tenants.events import EventType
-from tenants.notify_models import WebhookDelivery
+from tenants.notify_models import WebhookDelivery, WebhookEndpoint
 from tenants.principal import Principal, PrincipalKind
 from tenants.vault import LocalMasterKeys, Vault
 from tenants.webhooks import EndpointSettings, UrlRefused, WebhookService, check_webhook_url, verify_signature
 from tests.conftest import REPO_ROOT, Account, eventually, register
 from tests.fakes.fcm import FakeFcm
-from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.fakes.webhook_receiver import Received, WebhookReceiver
 from workers.notify import webhooks as sending
-from workers.notify.delivery import deliver_event
+from workers.notify.delivery import deliver_event, sweep
 from workers.notify.push import FcmSender
 
 
@@ -406,3 +406,94 @@ async def test_an_api_key_needs_the_webhook_scopes(client: AsyncTestClient, rece
     headers = {"Authorization": f"Bearer {reader.json()['key']}"}
     assert (await client.get("/v1/webhooks", headers=headers)).status_code == 200
     assert (await client.post("/v1/webhooks", headers=headers, json={"url": receiver.url()})).status_code == 403
+
+
+async def _expire_overlap(database: Database, tenant: uuid.UUID, webhook_id: str) -> None:
+    """What waiting out the rotation's overlap does: it ended a moment ago."""
+    async with database.transaction(tenant) as session:
+        await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == uuid.UUID(webhook_id))
+                              .values(previous_secret_expires_at=datetime.datetime.now(datetime.UTC)
+                                      - datetime.timedelta(seconds=1)))
+
+
+async def _send_one(settings: Settings, database: Database, redis: Redis, tenant: uuid.UUID,
+                    receiver: WebhookReceiver) -> Received:
+    [delivery] = await _deliveries_of(database, tenant, (await _event(database, tenant)).id)
+    assert (await _attempt(settings, database, redis, tenant, delivery)).status == "succeeded"
+    return receiver.received[-1]
+
+
+async def test_a_rotated_secret_keeps_signing_through_the_overlap_then_is_erased(
+    client: AsyncTestClient, settings: Settings, database: Database, redis: Redis, receiver: WebhookReceiver
+) -> None:
+    account = await register(client)
+    tenant = await _tenant(client, account)
+    created = await _create(client, account, receiver.url())
+    old = created["secret"]
+    rotated = await client.post(f"/v1/webhooks/{created['id']}/rotate-secret", headers=account.headers)
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["secret"]
+    until = datetime.datetime.fromisoformat(rotated.json()["previousSecretExpiresAt"])
+    expected = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=24)
+    assert abs((until - expected).total_seconds()) < 300
+    shown = (await client.get(f"/v1/webhooks/{created['id']}", headers=account.headers)).json()
+    assert shown["previousSecretExpiresAt"] == rotated.json()["previousSecretExpiresAt"] and old not in str(shown)
+    with psycopg.connect(settings.database_url) as conn:  # the previous secret is stored encrypted too
+        row = conn.execute("SELECT t::text FROM webhook_endpoints t WHERE id = %s", (created["id"],)).fetchone()
+    assert old not in row[0] and new not in row[0] and old.encode().hex() not in row[0]
+
+    # During the overlap: both signatures, so a receiver holding either secret accepts the request.
+    during = await _send_one(settings, database, redis, tenant, receiver)
+    assert during.headers["quorum-signature"].count("v1=") == 2
+    assert receiver_verifies(new, during.headers, during.body) and receiver_verifies(old, during.headers, during.body)
+    assert not receiver_verifies("whsec_another", during.headers, during.body)
+
+    # After it: the new secret only, and the previous one is gone from the database.
+    await _expire_overlap(database, tenant, created["id"])
+    after = await _send_one(settings, database, redis, tenant, receiver)
+    assert after.headers["quorum-signature"].count("v1=") == 1
+    assert receiver_verifies(new, after.headers, after.body) and not receiver_verifies(old, after.headers, after.body)
+    async with database.transaction(tenant) as session:
+        endpoint = await session.get(WebhookEndpoint, uuid.UUID(created["id"]))
+        assert endpoint is not None
+        assert endpoint.previous_secret_ciphertext is None and endpoint.previous_secret_expires_at is None
+    shown = (await client.get(f"/v1/webhooks/{created['id']}", headers=account.headers)).json()
+    assert shown["previousSecretExpiresAt"] is None
+
+
+async def test_an_ended_overlap_is_erased_by_the_sweep_even_without_deliveries(
+    client: AsyncTestClient, settings: Settings, database: Database, receiver: WebhookReceiver
+) -> None:
+    account = await register(client)
+    tenant = await _tenant(client, account)
+    created = await _create(client, account, receiver.url())
+    await client.post(f"/v1/webhooks/{created['id']}/rotate-secret", headers=account.headers)
+    await _expire_overlap(database, tenant, created["id"])
+    report = await sweep(database, Enqueued(), Enqueued(), grace_seconds=3600)
+    assert report.secrets_dropped >= 1
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT previous_secret_ciphertext, previous_secret_expires_at FROM webhook_endpoints "
+                           "WHERE id = %s", (created["id"],)).fetchone()
+    assert row == (None, None)
+
+
+async def test_a_rotation_may_switch_at_once_and_keeps_one_previous_secret_at_most(
+    client: AsyncTestClient, settings: Settings, database: Database, redis: Redis, receiver: WebhookReceiver
+) -> None:
+    account = await register(client)
+    tenant = await _tenant(client, account)
+    created = await _create(client, account, receiver.url())
+    url = f"/v1/webhooks/{created['id']}/rotate-secret"
+    first = (await client.post(url, headers=account.headers, json={"overlapHours": 1})).json()["secret"]
+    second = (await client.post(url, headers=account.headers, json={"overlapHours": 2})).json()["secret"]
+    got = await _send_one(settings, database, redis, tenant, receiver)
+    assert receiver_verifies(second, got.headers, got.body) and receiver_verifies(first, got.headers, got.body)
+    assert not receiver_verifies(created["secret"], got.headers, got.body)  # two rotations ago: no longer
+
+    at_once = await client.post(url, headers=account.headers, json={"overlapHours": 0})
+    assert at_once.status_code == 200 and at_once.json()["previousSecretExpiresAt"] is None
+    got = await _send_one(settings, database, redis, tenant, receiver)
+    assert receiver_verifies(at_once.json()["secret"], got.headers, got.body)
+    assert not receiver_verifies(second, got.headers, got.body)
+    for body in ({"overlapHours": 169}, {"overlapHours": -1}, {"overlap": 3}):
+        assert (await client.post(url, headers=account.headers, json=body)).status_code in (400, 422), body

@@ -5,6 +5,7 @@ README, "Verifying a webhook", shows how a receiver checks the signature.
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from api.dependencies import CurrentPrincipal, Webhooks
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
 from api.webhooks.schemas import (
     CreatedWebhook,
+    RotateSecretRequest,
     WebhookDeliveryPage,
     WebhookDeliveryView,
     WebhookPatchRequest,
@@ -28,7 +30,7 @@ from api.webhooks.schemas import (
 from tenants.events import EventType
 from tenants.notify_models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 from tenants.principal import Scope
-from tenants.webhooks import EndpointChanges, EndpointSettings
+from tenants.webhooks import EndpointChanges, EndpointSettings, previous_secret_live, utcnow
 
 READ = [requires(Scope.WEBHOOKS_READ)]
 WRITE = [requires(Scope.WEBHOOKS_WRITE)]
@@ -40,6 +42,8 @@ def _fields(endpoint: WebhookEndpoint) -> dict[str, Any]:
             "event_types": list(endpoint.event_types), "active": endpoint.is_active,
             "disabled_reason": endpoint.disabled_reason, "consecutive_failures": endpoint.consecutive_failures,
             "last_success_at": endpoint.last_success_at, "last_failure_at": endpoint.last_failure_at,
+            "previous_secret_expires_at": (endpoint.previous_secret_expires_at
+                                           if previous_secret_live(endpoint, utcnow()) else None),
             "created_at": endpoint.created_at, "updated_at": endpoint.updated_at}
 
 
@@ -93,11 +97,19 @@ class WebhookController(Controller):
         await webhooks.delete(principal, webhook_id, client_info(request).ip)
 
     @post("/{webhook_id:uuid}/rotate-secret", status_code=HTTP_200_OK, guards=WRITE,
-          summary="A new signing secret, shown this once; the old one stops at once",
-          responses=problems(404, AUTHENTICATED, BACKEND))
+          summary="A new signing secret, shown this once; the old one keeps signing too for the overlap",
+          description=(
+              "Deliveries carry `v1=<new>,v1=<previous>` until `previousSecretExpiresAt` (24 hours unless "
+              "`overlapHours` says otherwise; 0 switches at once), then the previous secret is erased. "
+              "The body is optional."
+          ),
+          responses=problems(404, BODY, AUTHENTICATED, BACKEND))
     async def rotate_webhook_secret(self, webhook_id: uuid.UUID, principal: CurrentPrincipal, webhooks: Webhooks,
-                                    request: Request[Any, Any, Any]) -> CreatedWebhook:
-        endpoint, secret = await webhooks.rotate_secret(principal, webhook_id, client_info(request).ip)
+                                    request: Request[Any, Any, Any],
+                                    data: RotateSecretRequest | None = None) -> CreatedWebhook:
+        overlap = datetime.timedelta(hours=(data or RotateSecretRequest()).overlap_hours)
+        endpoint, secret = await webhooks.rotate_secret(principal, webhook_id, client_info(request).ip,
+                                                        overlap=overlap)
         return CreatedWebhook(secret=secret, **_fields(endpoint))
 
     @post("/{webhook_id:uuid}/test", status_code=HTTP_202_ACCEPTED, guards=WRITE,

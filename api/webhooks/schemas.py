@@ -41,6 +41,14 @@ class WebhookPatchRequest(Request, kw_only=True):
     active: bool | msgspec.UnsetType = msgspec.UNSET
 
 
+class RotateSecretRequest(Request, kw_only=True):
+    overlap_hours: Annotated[int, msgspec.Meta(
+        ge=0, le=168,
+        description="How long the replaced secret keeps signing too (deliveries carry both signatures); "
+                    "0 stops it at once",
+    )] = 24
+
+
 class WebhookView(Response, kw_only=True):
     id: uuid.UUID
     url: str
@@ -51,6 +59,8 @@ class WebhookView(Response, kw_only=True):
     consecutive_failures: int
     last_success_at: datetime.datetime | None
     last_failure_at: datetime.datetime | None
+    previous_secret_expires_at: Annotated[datetime.datetime | None, msgspec.Meta(
+        description="After a rotation: until then deliveries are signed with the previous secret too")]
     created_at: datetime.datetime
     updated_at: datetime.datetime
 

@@ -48,6 +48,7 @@ OWNERS_ONLY = frozenset({EventType.WEBHOOK_DISABLED})
 
 _PENDING_EVENTS = text("SELECT tenant_id, event_id FROM pending_event_deliveries(:before, :limit)")
 _DUE_WEBHOOKS = text("SELECT tenant_id, delivery_id FROM due_webhook_deliveries(:before, :limit)")
+_DROP_EXPIRED_SECRETS = text("SELECT drop_expired_webhook_secrets()")
 
 
 class PushGateway(Protocol):
@@ -202,20 +203,23 @@ async def _mark(session, event_id: uuid.UUID, status: EventDeliveryStatus, error
 class SweepReport(msgspec.Struct, frozen=True):
     events: int
     webhooks: int
+    secrets_dropped: int = 0  # previous webhook secrets whose rotation overlap ended
 
 
 async def sweep(database: Database, enqueue_event: Callable[[str, str], None],
                 enqueue_webhook: Callable[[str, str], None], *, grace_seconds: float = 60,
                 limit: int = 500) -> SweepReport:
-    """Enqueue what was committed but never enqueued (or whose worker died): events, then webhook deliveries."""
+    """Enqueue what was committed but never enqueued (or whose worker died): events, then webhook deliveries.
+    Also erase the previous webhook secrets whose rotation overlap is over."""
     before = utcnow() - datetime.timedelta(seconds=grace_seconds)
     async with database.transaction(None) as session:
         pending = (await session.execute(_PENDING_EVENTS, {"before": before, "limit": limit})).all()
         due = (await session.execute(_DUE_WEBHOOKS, {"before": before, "limit": limit})).all()
+        dropped = await session.scalar(_DROP_EXPIRED_SECRETS) or 0
     for tenant_id, event_id in pending:
         await asyncio.to_thread(enqueue_event, str(tenant_id), str(event_id))
     for tenant_id, delivery_id in due:
         await asyncio.to_thread(enqueue_webhook, str(tenant_id), str(delivery_id))
     if pending or due:
         log.info("notification sweep", extra={"events": len(pending), "webhooks": len(due)})
-    return SweepReport(events=len(pending), webhooks=len(due))
+    return SweepReport(events=len(pending), webhooks=len(due), secrets_dropped=dropped)

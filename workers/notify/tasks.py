@@ -102,7 +102,8 @@ def retry_push(tenant_id: str, event_id: str, device_ids: list[str], attempt: in
 
 @app.task(name=SWEEP_TASK, ignore_result=True, acks_late=False)
 def sweep_notifications() -> dict[str, int]:
-    """Enqueue events and webhook deliveries that were committed but whose task never ran."""
+    """Enqueue events and webhook deliveries that were committed but whose task never ran; erase expired
+    previous webhook secrets."""
     env = notify_env()
     report = env.rt.run(
         delivery.sweep(
@@ -112,7 +113,7 @@ def sweep_notifications() -> dict[str, int]:
         ),
         timeout=60,
     )
-    return {"events": report.events, "webhooks": report.webhooks}
+    return {"events": report.events, "webhooks": report.webhooks, "secretsDropped": report.secrets_dropped}
 
 
 @app.task(name=DAILY_SUMMARIES_TASK, ignore_result=True, acks_late=False)

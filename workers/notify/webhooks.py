@@ -7,6 +7,9 @@ all. An endpoint whose last `DISABLE_AFTER_FAILURES` attempts all failed is disa
 is told by a `webhook.disabled` event (pushed to the owners). Each success also forgets that endpoint's
 finished deliveries older than `RETENTION`.
 
+While a secret rotation's overlap runs, the request is signed with the previous secret too
+(`Quorum-Signature: v1=<new>,v1=<previous>`); past it, the previous secret is erased.
+
 The address is checked when connecting, not only when the URL was saved: the host is resolved once,
 every address must be public (unless the deployment allows private ones), and the request goes to the
 checked address with the original host name for TLS and `Host`, so a DNS answer cannot change between
@@ -41,9 +44,11 @@ from tenants.webhooks import (
     TIMESTAMP_HEADER,
     UrlRefused,
     parse_webhook_url,
+    previous_secret_context,
+    previous_secret_live,
     resolve_public,
     secret_context,
-    signature,
+    signatures,
 )
 from workers.notify.outbox import SendTask, publish_events
 
@@ -136,7 +141,13 @@ async def attempt_delivery(
         if endpoint is None or (not endpoint.is_active and not is_test):
             await _finish(session, delivery_id, WebhookDeliveryStatus.FAILED, now, error="the endpoint is disabled")
             return AttemptResult(status=WebhookDeliveryStatus.FAILED)
-        secret = await vault.decrypt(session, secret_context(endpoint), endpoint.secret_ciphertext)
+        # The current secret first, then the previous one while a rotation's overlap runs.
+        secrets = [await vault.decrypt(session, secret_context(endpoint), endpoint.secret_ciphertext)]
+        if previous_secret_live(endpoint, now):
+            secrets.append(await vault.decrypt(session, previous_secret_context(endpoint),
+                                               endpoint.previous_secret_ciphertext or b""))
+        elif endpoint.previous_secret_ciphertext is not None:  # the overlap is over: the secret goes now
+            endpoint.previous_secret_ciphertext = endpoint.previous_secret_expires_at = None
         url = endpoint.url
 
     body = _encode(claimed.payload)
@@ -145,11 +156,11 @@ async def attempt_delivery(
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, timestamp, body),
+        SIGNATURE_HEADER: signatures(secrets, timestamp, body),
         EVENT_HEADER: claimed.event_type,
         DELIVERY_HEADER: str(delivery_id),
     }
-    del secret
+    del secrets
     started = time.perf_counter()
     response_status: int | None = None
     error: str | None = None

@@ -623,7 +623,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A new signing secret, shown this once; the old one stops at once */
+        /**
+         * A new signing secret, shown this once; the old one keeps signing too for the overlap
+         * @description Deliveries carry `v1=<new>,v1=<previous>` until `previousSecretExpiresAt` (24 hours unless `overlapHours` says otherwise; 0 switches at once), then the previous secret is erased. The body is optional.
+         */
         post: operations["V1WebhooksWebhookIdRotateSecretRotateWebhookSecret"];
         delete?: never;
         options?: never;
@@ -901,6 +904,8 @@ export interface components {
             id: string;
             lastFailureAt: string | null;
             lastSuccessAt: string | null;
+            /** @description After a rotation: until then deliveries are signed with the previous secret too */
+            previousSecretExpiresAt: string | null;
             /** @description The signing secret: shown this once, store it now */
             secret: string;
             /** Format: date-time */
@@ -1226,6 +1231,14 @@ export interface components {
             password: string;
             tenantName?: string | null;
         };
+        /** RotateSecretRequest */
+        RotateSecretRequest: {
+            /**
+             * @description How long the replaced secret keeps signing too (deliveries carry both signatures); 0 stops it at once
+             * @default 24
+             */
+            overlapHours?: number;
+        };
         /**
          * SubscribableEventType
          * @enum {string}
@@ -1350,6 +1363,8 @@ export interface components {
             id: string;
             lastFailureAt: string | null;
             lastSuccessAt: string | null;
+            /** @description After a rotation: until then deliveries are signed with the previous secret too */
+            previousSecretExpiresAt: string | null;
             /** Format: date-time */
             updatedAt: string;
             url: string;
@@ -4898,7 +4913,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateSecretRequest"] | null;
+            };
+        };
         responses: {
             /** @description Request fulfilled, document follows */
             200: {
@@ -4909,19 +4928,13 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedWebhook"];
                 };
             };
-            /** @description Bad request syntax or unsupported method */
+            /** @description Bad Request */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        detail: string;
-                        extra?: null | {
-                            [key: string]: unknown;
-                        } | unknown[];
-                        status_code: number;
-                    };
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4944,6 +4957,24 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
