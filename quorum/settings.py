@@ -59,6 +59,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_level: str = "INFO"
     port: int = 8000
     data_home: str = ".quorum"
+    # Prometheus: a worker serves its metrics on this port (0 = off); the API serves /metrics on PORT,
+    # to anyone unless a token is set, then only with `Authorization: Bearer <token>` (infra/README.md).
+    worker_metrics_port: int = 9100
+    metrics_token: str = ""
 
     # Trading cycles.
     dispatch_interval_seconds: float = 15.0  # how often beat asks which bots are due

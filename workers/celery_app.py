@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init
+from celery.signals import setup_logging, task_failure, task_postrun, task_prerun, worker_init
 from kombu import Queue
 
-from quorum.logs import configure_logging
+from quorum.logs import configure_logging, propagate_ids_through_celery
 from quorum.settings import get_settings
+from workers import metrics
 
 
 def create_celery() -> Celery:
@@ -57,6 +58,15 @@ def _configure_logging(**_: object) -> None:
 
 
 app = create_celery()
+propagate_ids_through_celery()  # a task's log lines carry the request or cycle id that enqueued it
+task_prerun.connect(metrics.task_started, weak=False)
+task_postrun.connect(metrics.task_finished, weak=False)
+task_failure.connect(metrics.task_failed, weak=False)
+
+
+@worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    metrics.serve_worker_metrics(get_settings().worker_metrics_port)
 
 
 @worker_init.connect

@@ -34,6 +34,7 @@ from openai import AsyncOpenAI
 from workers.agents.insight import AgentName, Headline, Insight, OpenPosition
 from workers.brain.decision import Action
 from workers.brain.validation import BotConstraints, allowed_actions
+from workers.metrics import observe_llm_usage
 
 
 class ModelPrice(msgspec.Struct, frozen=True):
@@ -432,6 +433,7 @@ class GptBrain:
         model = completion.model or self.config.openai_model
         # Some OpenAI-compatible servers leave counts out; a missing count is 0, not a failed decision.
         prompt, completion_tokens = u.prompt_tokens or 0, u.completion_tokens or 0
+        observe_llm_usage(model, prompt, completion_tokens)
         cost, note = estimate_cost(model, prompt, completion_tokens, cached, self.config.prices)
         return TokenUsage(
             tenant_id=tenant_id,

@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from workers.metrics import observe_exchange_error
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -51,6 +53,8 @@ class ExchangeError(Exception):
         self.exchange = exchange
         self.code = code
         super().__init__(f"{exchange}: {message}" if exchange else message)
+        # Every adapter classifies through these classes, so this counts each error once, as classified.
+        observe_exchange_error(exchange, type(self).__name__, self.action.value)
 
 
 class AuthenticationFailed(ExchangeError):
