@@ -23,7 +23,7 @@ from api.dependencies import DEPENDENCIES
 from api.devices.routes import DeviceController, NotificationPreferencesController
 from api.errors import EXCEPTION_HANDLERS
 from api.exchange_keys.routes import ExchangeKeyController
-from api.health import health, ready
+from api.health import health, metrics, ready
 from api.middleware import MethodIndex, RequestContextMiddleware, TrustedProxies
 from api.openapi import BEARER_SCHEME, forbid_unknown_properties
 from api.rate_limits import RateLimiter
@@ -32,7 +32,7 @@ from api.stream.routes import stream_events
 from api.task_client import CeleryKeyCheck, CeleryWebhookQueue, CeleryWorkers, create_task_client
 from api.webhooks.routes import WebhookController
 from quorum.database import Database, create_app_engine
-from quorum.logs import configure_logging
+from quorum.logs import configure_logging, propagate_ids_through_celery
 from quorum.redis import create_redis
 from quorum.settings import Settings, get_settings
 from tenants.accounts import AccountService
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.check()
     configure_logging(settings.effective_log_format, settings.log_level)
+    propagate_ids_through_celery()  # the tasks a request enqueues log with its request id
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -93,10 +94,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await database.dispose()
 
     app = Litestar(
-        route_handlers=[health, ready, AuthController, MeController, ApiKeyController, ExchangeKeyController,
-                        BotController, BotConfigController, list_audit_events, BotActivityController,
-                        DecisionController, stream_events, DeviceController, NotificationPreferencesController,
-                        WebhookController, AdminController],
+        route_handlers=[health, ready, metrics, AuthController, MeController, ApiKeyController,
+                        ExchangeKeyController, BotController, BotConfigController, list_audit_events,
+                        BotActivityController, DecisionController, stream_events, DeviceController,
+                        NotificationPreferencesController, WebhookController, AdminController],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies=DEPENDENCIES,

@@ -1,4 +1,5 @@
-"""ASGI middleware: the request id (taken from `X-Request-ID` or made), the client IP, and one access-log line."""
+"""ASGI middleware: the request id (taken from `X-Request-ID` or made), the client IP, one access-log line,
+and the request's latency in Prometheus, by route template (served at /metrics, api/health.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,37 @@ import time
 import uuid
 from typing import Any
 
+from prometheus_client import Gauge, Histogram
+
 from quorum.logs import request_id_var
 
 log = logging.getLogger("quorum.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# Labels come from closed sets only: the route's template (/v1/bots/{bot_id}), never the raw path,
+# whose ids would make a new series per bot; methods outside HTTP's own are "other"; statuses by class.
+HTTP_DURATION = Histogram(
+    "quorum_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its response, by method, route template and status class",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "quorum_http_requests_in_flight", "Requests being served now (open event streams included)",
+    multiprocess_mode="livesum",
+)
+UNMATCHED_ROUTE = "unmatched"  # no route: 404s, and requests the router refused before choosing one
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_duration_by_labels: dict[tuple[str, str, int], Any] = {}
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """One request in the latency histogram (its labelled child looked up once, then kept)."""
+    key = (method if method in _METHODS else "other", route, status // 100)
+    child = _duration_by_labels.get(key)
+    if child is None:
+        child = _duration_by_labels[key] = HTTP_DURATION.labels(key[0], route, f"{key[2]}xx")
+    child.observe(seconds)
 
 
 class TrustedProxies:
@@ -42,24 +70,27 @@ class MethodIndex:
     """Which methods each path template allows. Litestar's automatic OPTIONS answer lists only part
     of them when a path's handlers are merged from several routes, so OPTIONS is answered from here."""
 
-    def __init__(self, routes: list[tuple[re.Pattern[str], str]]) -> None:
-        self.routes = routes
+    def __init__(self, routes: list[tuple[re.Pattern[str], str, str]]) -> None:
+        self.routes = routes  # (pattern, template, allowed methods)
 
     @classmethod
     def from_app(cls, app: Any) -> MethodIndex:
         merged: dict[str, set[str]] = {}
+        formats: dict[str, str] = {}  # /v1/bots/{bot_id:uuid} -> /v1/bots/{bot_id}, the router's path_template
         for route in app.routes:
             merged.setdefault(route.path, set()).update(getattr(route, "methods", ()))
+            formats[route.path] = getattr(route, "path_format", route.path)
         patterns = []
-        for template, methods in merged.items():
-            regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-            patterns.append((re.compile(f"^{regex}/?$"), ", ".join(sorted(methods | {"OPTIONS"}))))
+        for path, methods in merged.items():
+            regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))
+            patterns.append((re.compile(f"^{regex}/?$"), formats[path], ", ".join(sorted(methods | {"OPTIONS"}))))
         return cls(patterns)
 
-    def allowed(self, path: str) -> str | None:
-        for pattern, allow in self.routes:
+    def match(self, path: str) -> tuple[str, str] | None:
+        """(the path's route template, the methods it allows), or None for a path no route serves."""
+        for pattern, template, allow in self.routes:
             if pattern.match(path):
-                return allow
+                return template, allow
         return None
 
 
@@ -82,8 +113,10 @@ class RequestContextMiddleware:
         state["request_id"] = request_id
         state["client_ip"] = self.proxies.client_ip(peer, forwarded.decode("latin-1") if forwarded else None)
         token = request_id_var.set(request_id)
+        HTTP_IN_FLIGHT.inc()
         started = time.perf_counter()
         status = 500
+        route = None
 
         async def send_with_id(message: dict[str, Any]) -> None:
             nonlocal status
@@ -93,16 +126,21 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            allow = self.methods.allowed(scope["path"]) if self.methods and scope["method"] == "OPTIONS" else None
-            if allow is not None:
+            found = self.methods.match(scope["path"]) if self.methods and scope["method"] == "OPTIONS" else None
+            if found is not None:
+                route, allow = found
                 await send_with_id({"type": "http.response.start", "status": 204,
                                     "headers": [(b"allow", allow.encode())]})
                 await send_with_id({"type": "http.response.body", "body": b""})
                 return
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            HTTP_IN_FLIGHT.dec()
+            # Litestar's router leaves the matched route's template in the scope.
+            observe_request(scope["method"], route or scope.get("path_template") or UNMATCHED_ROUTE, status, elapsed)
             log.info(
                 "%s %s %s", scope["method"], scope["path"], status,
-                extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+                extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
             )
             request_id_var.reset(token)
