@@ -95,6 +95,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     llm_breaker_cooldown_seconds: float = 60.0
     tenant_daily_token_budget: int = 200_000  # per tenant per UTC day; 0 = unlimited
 
+    # Push: the Firebase service-account JSON workers send with; empty: Google's Application Default
+    # Credentials (GOOGLE_APPLICATION_CREDENTIALS, or the platform's), and with none of those, no push.
+    firebase_credentials_file: str = ""
+
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION

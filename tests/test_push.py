@@ -291,3 +291,19 @@ async def test_a_committed_event_reaches_phones_and_webhooks_through_the_worker(
     async with database.transaction(tenant) as session:  # delivered: nothing left to do for it
         assert await session.scalar(select(EventDelivery.id).where(EventDelivery.id == event.id)) is None
 
+
+
+def test_the_credentials_file_setting_is_what_workers_push_with(
+    fake_fcm: FakeFcm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from quorum.settings import load_settings
+
+    environment = fake_fcm.client_environment()
+    account_file = environment.pop("GOOGLE_APPLICATION_CREDENTIALS")
+    for name, value in environment.items():  # the route to the fake FCM, not its credentials
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "not-this-one.json"))
+    sender = FcmSender.from_settings(load_settings({"FIREBASE_CREDENTIALS_FILE": account_file}))
+    device = token()
+    assert sender.send([device], PushMessage(title="t", body="b", data={})).sent == 1
+    assert len(fake_fcm.sent_to(device)) == 1

@@ -5,9 +5,9 @@ tokens with `messaging.send_each`, at most 500 tokens a call, and sorts the answ
 gone (unregistered, invalid, another project's) are returned for deletion; transient failures (quota,
 FCM unavailable) are returned for a later retry; nothing here raises for one bad token.
 
-Credentials are Google's Application Default Credentials: `GOOGLE_APPLICATION_CREDENTIALS` names a
-service-account JSON file (its `project_id` is the Firebase project). With none, push is off and the
-events still reach webhooks and the live stream.
+Credentials: the service-account JSON file `FIREBASE_CREDENTIALS_FILE` names (its `project_id` is the
+Firebase project), else Google's Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`,
+or the platform's). With none, push is off and the events still reach webhooks and the live stream.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
+from quorum.settings import Settings
 from tenants.events import EventMessage, EventType
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,10 @@ def _int(value: object) -> int:
 
 class FcmSender:
     """Sends through firebase-admin, one Firebase app per process (created on first use)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FcmSender:
+        return cls(settings.firebase_credentials_file or None)
 
     def __init__(self, credentials_path: str | None = None) -> None:
         self._credentials_path = credentials_path

@@ -37,7 +37,7 @@ class NotifyEnv:
 
     def __init__(self, rt: WorkerRuntime) -> None:
         self.rt = rt
-        self.push = FcmSender()
+        self.push = FcmSender.from_settings(rt.settings)
         self.poster = webhooks.WebhookPoster(allow_private=not rt.settings.is_production)
 
 
