@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
+from celery import Celery
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import insert, select, text
@@ -309,3 +311,36 @@ def test_beat_asks_for_it_every_ten_minutes() -> None:
     entry = app.conf.beat_schedule["daily-summaries"]
     assert entry["task"] == "quorum.daily_summaries" and entry["schedule"] == 600.0
     assert "quorum.daily_summaries" in app.tasks
+
+
+async def test_a_worker_runs_the_beat_task_for_the_day_that_just_ended(
+    client: AsyncTestClient, settings: Settings, database: Database, key_check_worker: Path
+) -> None:
+    account = await register(client)
+    tenant = await _tenant(client, account)
+    bot = Day(database, tenant, await _bot(client, account, "BTC bot", "BTC/USDT"), "BTC/USDT")
+    now = datetime.datetime.now(datetime.UTC)
+    days = {day_to_summarise(now), day_to_summarise(now + datetime.timedelta(minutes=2))}  # the task runs soon
+    for day in days:
+        await bot.cycle(at(day, 12), "1000")
+    broker = Celery("summary-test", broker=settings.redis_url)
+    try:
+        broker.send_task("quorum.daily_summaries", ignore_result=True)
+    finally:
+        broker.close()
+
+    async def recorded() -> bool:
+        return bool(await _summaries(database, tenant))
+    await eventually_async(recorded, within=60)
+    [event] = await _summaries(database, tenant)
+    assert datetime.date.fromisoformat(event.payload["day"]) in days
+    assert [b["name"] for b in event.payload["bots"]] == ["BTC bot"]
+
+
+async def eventually_async(check: Callable[[], Awaitable[bool]], within: float) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.25)
+    assert await check(), f"still not true after {within} s"
