@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from typing import Any
 
-from sqlalchemy import text
+import asyncpg
+from sqlalchemy import event, text
+from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from quorum.settings import Settings
 
 TENANT_SETTING = "app.tenant_id"
+_CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError,
+                    ConnectionError)
 _SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant_id, true)")
 
 
@@ -29,13 +34,23 @@ def sync_url(url: str) -> str:
 
 
 def create_app_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(settings.app_database_url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "quorum", "statement_timeout": "30000"}},
     )
+    event.listen(engine.sync_engine.pool, "checkout", _replace_closed_connection)
+    return engine
+
+
+def _replace_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A restarted PostgreSQL closes every pooled connection; asyncpg sees the socket close while it idles,
+    so checking costs nothing (unlike `pool_pre_ping`'s round trip per checkout). The pool then replaces
+    this connection and every one opened before it, instead of failing the next request on each of them."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise InvalidatePoolError("PostgreSQL closed this pooled connection")
 
 
 class Database:
@@ -51,6 +66,42 @@ class Database:
         async with self.sessions() as session, session.begin():
             await set_tenant(session, tenant_id)
             yield session
+
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection as asyncpg itself, for hot paths where SQLAlchemy's per-statement work costs
+        several times the query (see bench/load.py). The same pool, settings and checkout checks as sessions;
+        a connection that lost its server or was left inside a transaction is discarded, not pooled."""
+        pooled = await self.engine.raw_connection()
+        driver: asyncpg.Connection = pooled.driver_connection  # type: ignore[assignment]
+        try:
+            yield driver
+        except Exception as exc:
+            # Sessions get this from SQLAlchemy; here asyncpg's own errors say the server went away.
+            if isinstance(exc, _CONNECTION_LOST) or driver.is_closed():
+                raise DisconnectionError(f"PostgreSQL connection lost: {type(exc).__name__}") from exc
+            raise
+        finally:
+            if driver.is_closed() or driver.is_in_transaction():
+                pooled.invalidate()
+            pooled.close()
+
+    @asynccontextmanager
+    async def tenant_connection(self, tenant_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+        """`transaction(tenant_id)` on asyncpg itself (`driver_connection`): one round trip begins it and
+        sets the tenant, and it commits when the block ends. A failed statement rolls it back; a cancelled
+        block leaves the connection to be discarded, which the server rolls back."""
+        tenant = str(uuid.UUID(str(tenant_id)))  # a UUID's text: safe to put in the statement
+        async with self.driver_connection() as conn:
+            await conn.execute(f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true)")
+            try:
+                yield conn
+            except Exception:
+                if not conn.is_closed():
+                    with suppress(Exception):  # else the connection is discarded as still in it
+                        await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -84,10 +84,10 @@ class MeController(Controller):
 
     @get("/", summary="The calling user and their tenant", responses=problems(AUTHENTICATED, BACKEND))
     async def me(self, principal: CurrentPrincipal, accounts: Accounts) -> MeResponse:
-        user, tenant = await accounts.me(principal)
-        return MeResponse(id=user.id, email=user.email, role=user.role,
-                          tenant=TenantView(id=tenant.id, name=tenant.name),
-                          created_at=user.created_at, last_login_at=user.last_login_at)
+        me = await accounts.me(principal)
+        return MeResponse(id=me.user_id, email=me.email, role=me.role,
+                          tenant=TenantView(id=me.tenant_id, name=me.tenant_name),
+                          created_at=me.created_at, last_login_at=me.last_login_at)
 
     @post("/password", status_code=HTTP_204_NO_CONTENT, responses=problems(BODY, AUTHENTICATED, BACKEND),
           summary="Change the password; every other session is ended")

@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from api.accounts.routes import client_info
 from api.auth import requires
 from api.bots.schemas import BotListResponse, BotPatchRequest, BotRequest, BotView
-from api.dependencies import Bots, CurrentPrincipal
+from api.dependencies import BotReadModel, Bots, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
 from tenants.bots import BotChanges, BotSettings
 from tenants.models import Bot
@@ -63,16 +63,15 @@ class BotController(Controller):
     @get("/", guards=READ, summary="The tenant's bots, newest first, one page at a time",
          responses=problems(400, AUTHENTICATED, BACKEND))
     async def list_bots(
-        self, principal: CurrentPrincipal, bots: Bots,
+        self, principal: CurrentPrincipal, bot_reads: BotReadModel,
         limit: Annotated[int, Parameter(ge=1, le=PAGE_SIZE_MAX, description="Page size")] = 20,
         cursor: Annotated[uuid.UUID | None, Parameter(description="`nextCursor` of the previous page")] = None,
     ) -> BotListResponse:
-        page = await bots.list(principal, limit, cursor)
-        return BotListResponse(items=[_view(b) for b in page.items], next_cursor=page.next_cursor)
+        return await bot_reads.list(principal, limit, cursor)
 
     @get("/{bot_id:uuid}", guards=READ, summary="One bot", responses=problems(BY_ID, AUTHENTICATED, BACKEND))
-    async def get_bot(self, bot_id: uuid.UUID, principal: CurrentPrincipal, bots: Bots) -> BotView:
-        return _view(await bots.get(principal, bot_id))
+    async def get_bot(self, bot_id: uuid.UUID, principal: CurrentPrincipal, bot_reads: BotReadModel) -> BotView:
+        return await bot_reads.get(principal, bot_id)
 
     @patch("/{bot_id:uuid}", guards=WRITE, summary="Change some of a bot's settings",
            responses=problems(BY_ID, BODY, AUTHENTICATED, BACKEND))
