@@ -58,6 +58,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from quorum.embedded import EmbeddedPostgres, EmbeddedRedis, free_port  # noqa: E402
 from quorum.settings import Settings, load_settings  # noqa: E402
 from tenants.db_commands import bootstrap  # noqa: E402
+from workers.commands import worker_threads  # noqa: E402
 
 RECORDED = ("ETH_BTC-5m.csv", "ADA_BTC-5m.csv")  # real series; every bench symbol is a copy of one
 TIMEFRAMES = ("5m", "1h")
@@ -627,16 +628,11 @@ class RealPath:
                  counter: FetchCounter) -> None:
         self.settings, self.owner, self.database, self.redis, self.counter = settings, owner, database, redis, counter
 
-    @staticmethod
-    def send(batch: Sequence[Any]) -> None:
-        """Put `quorum.run_cycle` tasks on the broker exactly as the `quorum.dispatch` task does."""
-        from workers.tasks import app, run_cycle
+    def send(self, batch: Sequence[Any]) -> None:
+        """Put the cycles on the broker exactly as the `quorum.dispatch` task does."""
+        from workers.tasks import enqueue_cycles
 
-        with app.producer_or_acquire() as producer:
-            for item in batch:
-                run_cycle.apply_async(
-                    args=[str(item.tenant_id), str(item.bot_id), item.slot], producer=producer, ignore_result=True
-                )
+        enqueue_cycles(batch, self.settings.cycle_batch_size)
 
     async def wait(self, slot: int, expected: int, give_up_after: float) -> tuple[Any, ...]:
         """The slot's figures once `expected` cycles are recorded as finished (or after `give_up_after` s)."""
@@ -875,23 +871,26 @@ async def measure(args: argparse.Namespace, srv: Servers, settings: Settings, sc
           f"ADA/BTC 5m series under other names ({sources}, ...); 1h is resampled from 5m.")
 
     with FakeModel(args.brain_latency) as model:
-        print("\n(a) In process: one CycleEnv on one event loop; brain = sleep, then the real rules decision + guard "
-              f"(warmed up on {concurrencies[0]} cycles first)")
-        ticks = await in_process(settings, srv, bots, scratch / "data", args.brain_latency, concurrencies,
-                                 args.sample, model)
-        print_ticks(ticks, expected_series, args.bots)
-        baseline, rules_ticks, gpt = ticks[0], ticks[1:-1], ticks[-1]
-        best = max(rules_ticks, key=lambda t: t.rate)
-        default = next((t for t in rules_ticks if "CYCLE_CONCURRENCY" in t.name), best)
-        print(f"speedup over one at a time: {default.rate / baseline.rate:.0f}x at CYCLE_CONCURRENCY="
-              f"{settings.cycle_concurrency}, {best.rate / baseline.rate:.0f}x at best ({best.name}); with no CPU "
-              f"cost, {settings.cycle_concurrency} at once would give "
-              f"{settings.cycle_concurrency / args.brain_latency:.0f} cycles/s")
+        gpt = default = None
+        if not args.skip_in_process:
+            print("\n(a) In process: one CycleEnv on one event loop; brain = sleep, then the real rules decision + "
+                  f"guard (warmed up on {concurrencies[0]} cycles first)")
+            ticks = await in_process(settings, srv, bots, scratch / "data", args.brain_latency, concurrencies,
+                                     args.sample, model)
+            print_ticks(ticks, expected_series, args.bots)
+            baseline, rules_ticks, gpt = ticks[0], ticks[1:-1], ticks[-1]
+            best = max(rules_ticks, key=lambda t: t.rate)
+            default = next((t for t in rules_ticks if "CYCLE_CONCURRENCY" in t.name), best)
+            print(f"speedup over one at a time: {default.rate / baseline.rate:.0f}x at CYCLE_CONCURRENCY="
+                  f"{settings.cycle_concurrency}, {best.rate / baseline.rate:.0f}x at best ({best.name}); with no "
+                  f"CPU cost, {settings.cycle_concurrency} at once would give "
+                  f"{settings.cycle_concurrency / args.brain_latency:.0f} cycles/s")
         if args.skip_workers:
             return
 
-        print(f"\n(b) Real worker processes: `quorum worker` (Celery, {settings.cycle_concurrency} threads handing "
-              f"cycles to one event loop); bots on the GPT brain, OPENAI_BASE_URL = the fake model answering after "
+        print(f"\n(b) Real worker processes: `quorum worker` (Celery, {worker_threads(settings)} threads handing "
+              f"batches of {settings.cycle_batch_size} cycles to one event loop, at most {settings.cycle_concurrency} "
+              f"cycles at once); bots on the GPT brain, OPENAI_BASE_URL = the fake model answering after "
               f"{args.brain_latency * 1000:.0f} ms; each worker warmed up on 50 cycles first")
         real, profile_lines = await real_workers(settings, srv, bots, worker_env, model, scratch, args.profile)
     print_ticks(real, expected_series, args.bots)
@@ -910,9 +909,10 @@ async def measure(args: argparse.Namespace, srv: Servers, settings: Settings, sc
           f"{1000 / own:.0f} cycles/s even with a CPU to itself; worker + PostgreSQL + Redis spend {system:.1f} ms, "
           f"so {cpus} CPUs cannot pass {cpus * 1000 / system:.0f} cycles/s in all. 100 per process, one process "
           f"per CPU, leaves 10 ms of CPU per cycle for everything.")
-    print(f"  CPU per cycle in process: rules brain {default.cpu_ms.get('this script', 0):.1f} ms, GPT brain "
-          f"{gpt.cpu_ms.get('this script', 0):.1f} ms (the OpenAI client, breaker and budget); in a worker "
-          f"{own:.1f} ms (and Celery: messages, threads, the delivery task of each decision event)")
+    if gpt is not None and default is not None:
+        print(f"  CPU per cycle in process: rules brain {default.cpu_ms.get('this script', 0):.1f} ms, GPT brain "
+              f"{gpt.cpu_ms.get('this script', 0):.1f} ms (the OpenAI client, breaker and budget); in a worker "
+              f"{own:.1f} ms (and Celery: messages, threads, the delivery task of each decision event)")
     if profile_lines:
         print("\nWhere one worker's time goes (py-spy, the sampled tick above):")
         print("\n".join(profile_lines))
@@ -926,9 +926,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=lambda s: [int(v) for v in s.split(",")], default=None,
                         help="(a): cycles at once, comma-separated (default CYCLE_CONCURRENCY,128,256)")
     parser.add_argument("--worker-concurrency", type=int, default=None,
-                        help="CYCLE_CONCURRENCY: (b)'s threads per worker process (default 64)")
+                        help="CYCLE_CONCURRENCY: (b)'s cycles at once per worker process (default 64)")
     parser.add_argument("--sample", type=int, default=10, help="cycles in the one-at-a-time baseline")
     parser.add_argument("--skip-workers", action="store_true", help="only (a)")
+    parser.add_argument("--skip-in-process", action="store_true", help="only (b)")
     parser.add_argument("--profile", action="store_true", help="and sample one worker with py-spy (an extra tick)")
     args = parser.parse_args()
 

@@ -66,7 +66,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # Trading cycles.
     dispatch_interval_seconds: float = 15.0  # how often beat asks which bots are due
-    dispatch_chunk_size: int = 200  # run_cycle tasks enqueued per batch
+    dispatch_chunk_size: int = 200  # due bots read and enqueued per page
+    cycle_batch_size: int = 16  # cycles per `quorum.run_cycles` message; they run side by side
     cycle_soft_time_limit_seconds: float = 50.0  # a cycle past this is abandoned and recorded as failed
     cycle_hard_time_limit_seconds: float = 60.0  # the worker thread is given up on after this
     cycle_concurrency: int = 64  # cycles one worker process runs at once on its event loop

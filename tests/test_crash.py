@@ -73,7 +73,7 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 def start_worker(settings: Settings, env: dict[str, str], queue: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "quorum.cli", "worker", "--queues", queue, "--concurrency", "4",
+            [sys.executable, "-m", "quorum.cli", "worker", "--queues", queue, "--threads", "4",
              "--name", f"crash-{uuid.uuid4().hex[:6]}@%h"],
             env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -142,7 +142,7 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
         calls_before = fake_bybit.create_calls
         fake_bybit.inject("/v5/order/create", Fault.delay(20))  # the order is made; its answer waits
         slot = slot_of(time.time(), 3600)  # hourly slots: the restart happens within the same slot
-        broker.send_task("quorum.run_cycle", args=[str(tenant), str(bot_id), slot], queue=queue)
+        broker.send_task("quorum.run_cycles", args=[[[str(tenant), str(bot_id), slot]]], queue=queue)
 
         async def sent() -> bool:
             return fake_bybit.create_calls > calls_before
@@ -160,7 +160,7 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
         def send(batch: list) -> None:
             for item in batch:
                 if item.bot_id == bot_id:
-                    broker.send_task("quorum.run_cycle", args=[str(item.tenant_id), str(item.bot_id), item.slot],
+                    broker.send_task("quorum.run_cycles", args=[[[str(item.tenant_id), str(item.bot_id), item.slot]]],
                                      queue=queue)
         report = await dispatch(database, redis, send, stale_after_seconds=HARD_LIMIT, chunk_size=500)
         assert report.due >= 1

@@ -201,6 +201,10 @@ async def test_an_open_fills_on_paper_with_fee_and_slippage_and_the_stop_or_targ
         (position,) = await rows(database, tenant, Position, bot_id)
         if position.status == "closed":
             break
+        # Still open: marked to the last close the cycle saw, its unrealised PnL with it.
+        seen = ReplaySource().read(SYMBOL, "5m", until_ms=clock() - 5_000)
+        assert position.mark_price == Decimal(repr(float(seen.close[-1])))
+        assert abs(position.unrealized_pnl - (position.mark_price - position.entry_price) * position.amount) < exact
     assert position.status == "closed" and position.close_reason in ("stop_loss", "take_profit")
     level = position.stop_loss if position.close_reason == "stop_loss" else position.take_profit
     assert position.exit_price == level

@@ -45,7 +45,7 @@ def create_celery() -> Celery:
         # or notifications; a worker consumes both unless told otherwise (`quorum worker --queues`).
         task_queues=[Queue("celery"), Queue("cycles")],
         task_default_queue="celery",
-        task_routes={"quorum.run_cycle": {"queue": "cycles"}},
+        task_routes={"quorum.run_cycles": {"queue": "cycles"}},
         include=["workers.tasks", "workers.notify.tasks"],
     )
     return app

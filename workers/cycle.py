@@ -26,10 +26,10 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from quorum.database import Database
@@ -38,6 +38,7 @@ from tenants import events
 from tenants.events import EventMessage, EventType
 from tenants.exchange_catalog import PAPER
 from tenants.exchange_keys import key_contexts
+from tenants.models import ExchangeKey
 from tenants.vault import Vault
 from workers import ledger
 from workers.agents.analysis import market_insights, position_insight
@@ -108,10 +109,12 @@ class CycleEnv:
         send_task: SendTask,
         soft_time_limit: float,
         lock_ttl: float,
+        concurrency: int = 64,
     ) -> None:
         self.database, self.vault, self.redis, self.feed = database, vault, redis, feed
         self.decide, self.open_exchange, self.send_task = decide, open_exchange, send_task
         self.soft_time_limit, self.lock_ttl = soft_time_limit, lock_ttl
+        self._gate = asyncio.Semaphore(concurrency)  # cycles at once in this process
         self._release = redis.register_script(_RELEASE)
         # Market insights per (venue, symbol, timeframes, last candle): the same for every bot on that market.
         self._insights: dict[tuple[str, str, tuple[str, ...], int], list[Insight]] = {}
@@ -128,8 +131,12 @@ class CycleEnv:
         return found
 
     async def run(self, tenant_id: uuid.UUID, bot_id: uuid.UUID, slot: int) -> CycleReport:
-        """Run the bot's cycle for `slot` under its lock and the soft time limit; never raises for the bot's
-        own failures (they are recorded on the cycle)."""
+        """Run the bot's cycle for `slot` under its lock and the soft time limit, once one of the process's
+        `concurrency` places is free; never raises for the bot's own failures (they are recorded on the cycle)."""
+        async with self._gate:
+            return await self._run(tenant_id, bot_id, slot)
+
+    async def _run(self, tenant_id: uuid.UUID, bot_id: uuid.UUID, slot: int) -> CycleReport:
         lock_key, token = f"quorum:cycle-lock:{bot_id}", secrets.token_hex(8)
         try:
             if not await self.redis.set(lock_key, token, nx=True, px=int(self.lock_ttl * 1000)):
@@ -164,33 +171,28 @@ class _Run:
         self.orders = 0
         self.candle_end: dict[str, int] = {}
         self.placed = 0  # decisions stored with their order (the others are stored at the end)
+        self.marks: list[ledger.Mark] = []  # open positions' marks, stored when the cycle finishes
 
     async def execute(self) -> CycleReport:
         env = self.env
+        async with env.database.tenant_connection(self.tenant_id) as conn:
+            claim = await ledger.claim_cycle(conn, self.bot_id, self.slot)
+        if claim is None:
+            return CycleReport(status="skipped")
+        self.cycle_id = claim.cycle_id
+        cycle_id_var.set(str(claim.cycle_id))
+        bot = claim.bot
+        key: ExchangeKey | None = None
         credentials: Credentials | None = None
-        async with env.database.transaction(self.tenant_id) as session:
-            claim = await ledger.claim_cycle(session, self.tenant_id, self.bot_id, self.slot)
-            if claim is None:
-                return CycleReport(status="skipped")
-            self.cycle_id = claim.cycle_id
-            cycle_id_var.set(str(claim.cycle_id))
-            bot = claim.bot
-            if bot.mode != PAPER and claim.key is not None:
-                api_ctx, secret_ctx, pass_ctx = key_contexts(claim.key)
-                key = claim.key
-                credentials = Credentials(
-                    api_key=await env.vault.decrypt(session, api_ctx, key.api_key_ciphertext or b""),
-                    secret=await env.vault.decrypt(session, secret_ctx, key.secret_ciphertext or b""),
-                    passphrase=(
-                        await env.vault.decrypt(session, pass_ctx, key.passphrase_ciphertext)
-                        if key.passphrase_ciphertext
-                        else None
-                    ),
-                )
-        exchange_name = claim.key.exchange if bot.mode != PAPER and claim.key is not None else PAPER
+        if bot.mode != PAPER and bot.exchange_key_id is not None:
+            async with env.database.transaction(self.tenant_id) as session:
+                key = await ledger.load_key(session, bot.exchange_key_id)
+                if key is not None:
+                    credentials = await _decrypt(env.vault, session, key)
+        exchange_name = key.exchange if key is not None else PAPER
         if bot.mode != PAPER and credentials is None:
             return await self._pause("a live bot needs a linked exchange key")
-        backoff_key = f"quorum:backoff:{exchange_name}:{claim.key.id if claim.key else bot.id}"
+        backoff_key = f"quorum:backoff:{exchange_name}:{key.id if key else bot.id}"
         if await env.redis.exists(backoff_key):
             return await self.finish("failed", "the exchange asked us to slow down; skipped this slot")
 
@@ -203,7 +205,7 @@ class _Run:
         except MarketDataError as exc:
             return await self.finish("failed", f"market data unavailable: {exc}")
         prices = {symbol: series[timeframes[0]] for symbol, series in market.items()}
-        testnet = bool(claim.key and claim.key.testnet)
+        testnet = bool(key and key.testnet)
         exchange = env.open_exchange(exchange_name, credentials, testnet, self.tenant_id, bot.id, prices)
         credentials = None
         try:
@@ -439,28 +441,34 @@ class _Run:
     async def _reconcile_positions(
         self, claim: ledger.Claim, held: list[Position], market: dict[str, dict[str, Candles]]
     ) -> list[ledger.OpenPositionRow]:
-        """Close here what the exchange closed (stop-loss, take-profit, by hand); mark the rest to market."""
+        """Close here what the exchange closed (stop-loss, take-profit, by hand); the rest are marked to market
+        when the cycle finishes."""
         by_symbol = {p.symbol: p for p in held}
         still_open: list[ledger.OpenPositionRow] = []
-        closed_events: list[EventMessage] = []
-        marks: dict[str, tuple[Decimal, Decimal]] = {}
-        async with self.env.database.transaction(self.tenant_id) as session:
-            for row in claim.positions:
-                live = by_symbol.get(row.symbol)
-                if live is not None and live.side.value == row.side:
-                    still_open.append(row)
-                    if live.mark_price is not None:
-                        marks[row.symbol] = (ledger.money(live.mark_price), ledger.money(live.unrealized_pnl or 0.0))
-                    continue
-                reason, price = _how_closed(row, market.get(row.symbol))
-                closed_events += await ledger.close_position(
-                    session, self.tenant_id, self.bot_id, row.symbol, exit_price=price, fee=Decimal(0), reason=reason
+        gone: list[ledger.OpenPositionRow] = []
+        for row in claim.positions:
+            live = by_symbol.get(row.symbol)
+            if live is None or live.side.value != row.side:
+                gone.append(row)
+                continue
+            still_open.append(row)
+            if live.mark_price is not None:
+                self.marks.append(
+                    ledger.Mark(row.symbol, ledger.money(live.mark_price), ledger.money(live.unrealized_pnl or 0.0))
                 )
-            await ledger.mark_positions(session, self.bot_id, marks)
-        self.events.extend(closed_events)
+        if gone:
+            closed_events: list[EventMessage] = []
+            async with self.env.database.transaction(self.tenant_id) as session:
+                for row in gone:
+                    reason, price = _how_closed(row, market.get(row.symbol))
+                    closed_events += await ledger.close_position(
+                        session, self.tenant_id, self.bot_id, row.symbol, exit_price=price, fee=Decimal(0),
+                        reason=reason,
+                    )
+            self.events.extend(closed_events)
         return still_open
 
-    async def _decision_event(self, session: Any, row: dict[str, object]) -> EventMessage:
+    async def _decision_event(self, session: AsyncSession, row: dict[str, object]) -> EventMessage:
         (message,) = await events.record_many(session, [self._decision_message(row)])
         return message
 
@@ -491,18 +499,22 @@ class _Run:
     ) -> CycleReport:
         assert self.cycle_id is not None
         decisions = decisions or []
-        async with self.env.database.transaction(self.tenant_id) as session:
-            await ledger.store_decisions(session, decisions)
-            self.events += await events.record_many(session, [self._decision_message(r) for r in decisions])
+        messages = [self._decision_message(r) for r in decisions]
+        async with self.env.database.tenant_connection(self.tenant_id) as conn:
             await ledger.finish_cycle(
-                session,
+                conn,
                 self.cycle_id,
+                self.bot_id,
                 status=status,
                 started=self.started,
                 error=error,
                 equity=equity,
                 unrealized=unrealized,
+                decisions=decisions,
+                messages=messages,
+                marks=self.marks if status == "completed" else (),
             )
+        self.events += messages
         await publish_events(self.env.redis, self.events, self.env.send_task)
         return CycleReport(
             status=status,
@@ -523,7 +535,18 @@ class _Run:
             return CycleReport(status="failed", cycle_id=self.cycle_id, error=error)
 
 
-def _bot_config(bot: Any) -> BotConfig:
+async def _decrypt(vault: Vault, session: AsyncSession, key: ExchangeKey) -> Credentials:
+    api_ctx, secret_ctx, pass_ctx = key_contexts(key)
+    return Credentials(
+        api_key=await vault.decrypt(session, api_ctx, key.api_key_ciphertext or b""),
+        secret=await vault.decrypt(session, secret_ctx, key.secret_ciphertext or b""),
+        passphrase=(
+            await vault.decrypt(session, pass_ctx, key.passphrase_ciphertext) if key.passphrase_ciphertext else None
+        ),
+    )
+
+
+def _bot_config(bot: ledger.BotRow) -> BotConfig:
     weights = {
         AgentName(k): float(v) for k, v in (bot.agent_weights or {}).items() if k in AgentName.__members__.values()
     }
@@ -591,9 +614,6 @@ def _how_closed(row: ledger.OpenPositionRow, candles: Mapping[str, Candles] | No
     return "external", ledger.money(float(trading.close[-1]))
 
 
-_ENCODE = msgspec.json.Encoder()
-
-
 def _decision_row(
     tenant_id: uuid.UUID, bot_id: uuid.UUID, cycle_id: uuid.UUID | None, outcome: DecisionOutcome
 ) -> tuple[uuid.UUID, dict[str, object]]:
@@ -621,7 +641,7 @@ def _decision_row(
         "cached_tokens": tokens.cached_tokens if tokens else 0,
         "cost_usd": tokens.cost_usd if tokens else Decimal(0),
         "latency_ms": record.latency_ms,
-        "record": msgspec.json.decode(_ENCODE.encode(record)),
+        "record": record,
         "created_at": now,
         "updated_at": now,
     }

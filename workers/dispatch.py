@@ -1,4 +1,6 @@
-"""Beat's tick: find the bots that are due and enqueue one `quorum.run_cycle(tenant, bot, slot)` each.
+"""Beat's tick: find the bots that are due and enqueue each one's (tenant, bot, slot), a batch of them
+to a `quorum.run_cycles` message (workers/tasks.py: one message per cycle would cost the worker more
+than most cycles do).
 
 The query spans tenants through one SECURITY DEFINER function (`due_bot_cycles`, migration 0004)
 that returns ids only; payloads carry those ids and nothing else. A (bot, slot) is enqueued at most
@@ -23,7 +25,7 @@ from quorum.database import Database
 from tenants.admin import DISPATCH_LAST_TICK_KEY as LAST_DISPATCH_KEY  # admin status reads it
 
 log = logging.getLogger(__name__)
-RUN_CYCLE_TASK = "quorum.run_cycle"
+RUN_CYCLES_TASK = "quorum.run_cycles"
 _DUE = text("SELECT tenant_id, bot_id, slot FROM due_bot_cycles(:now, :stale, :after, :limit)")
 
 

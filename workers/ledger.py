@@ -1,8 +1,10 @@
 """What a trading cycle reads and writes in PostgreSQL: cycles, decisions, orders, fills and positions.
 
-Every function runs in the tenant's row-level-security context (`Database.transaction(tenant_id)`),
-with Core statements: a cycle is a handful of short transactions, and the ORM's unit of work would
-cost more than the statements themselves. The order of writes is what keeps money safe:
+Every function runs in the tenant's row-level-security context. What every cycle does, claim and
+finish, is one statement each on asyncpg itself (`Database.tenant_connection`): at a hundred cycles a
+second per process, SQLAlchemy's work per statement would cost more than the statements. What only
+cycles that trade do (orders, fills, positions) are Core statements in `Database.transaction`.
+The order of writes is what keeps money safe:
 
 1. `claim_cycle` makes the (bot, slot) row; a slot already completed or failed is never run again.
 2. `store_intent` records an order before it is sent; its client order id is unique per tenant, so
@@ -17,15 +19,16 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
+import asyncpg
 import msgspec
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from tenants import events
 from tenants.events import EventMessage, EventType
-from tenants.models import Bot, Cycle, DecisionLog, ExchangeKey, Fill, Order, Position
+from tenants.models import Bot, ExchangeKey, Fill, Order, Position
 from workers.exchanges.base import ExchangeOrder, OrderIntent, OrderStatus
 
 ZERO = Decimal(0)
@@ -69,97 +72,89 @@ class PendingOrder(msgspec.Struct, frozen=True, kw_only=True):
     leverage: Decimal | None
 
 
+class BotRow(msgspec.Struct, frozen=True, kw_only=True):
+    """The bot as its cycle reads it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    mode: str
+    brain: str
+    symbols: list[str]
+    timeframes: list[str]
+    leverage: Decimal
+    risk_per_trade_pct: Decimal
+    max_open_positions: int
+    daily_loss_limit_pct: Decimal
+    agent_weights: dict[str, float]
+    exchange_key_id: uuid.UUID | None
+
+
 class Claim(msgspec.Struct, kw_only=True):
     """A cycle this task may run: the bot as configured now, and the state the last cycles left."""
 
     cycle_id: uuid.UUID
     attempts: int
-    bot: Bot
-    key: ExchangeKey | None
+    bot: BotRow
     positions: list[OpenPositionRow]
     pending: list[PendingOrder]
     day_start_equity: Decimal | None
 
 
-_CLAIM = text(
-    "INSERT INTO cycles (id, tenant_id, bot_id, slot, status, attempts, created_at, updated_at) "
-    "VALUES (:id, :tenant_id, :bot_id, :slot, 'running', 1, now(), now()) "
-    "ON CONFLICT (tenant_id, bot_id, slot) DO UPDATE SET attempts = cycles.attempts + 1, updated_at = now() "
-    "WHERE cycles.status = 'running' RETURNING id, attempts"
+# One statement, one round trip: claim the (bot, slot) row (a slot already completed or failed is not
+# claimed again), close the bot's older cycles still `running` (the bot's lock is held, so their worker
+# died; this cycle reconciles their orders), and read what the cycle starts from. No row: the bot is
+# gone or stopped, or the slot already ran.
+_CLAIM = """
+WITH bot AS (
+    SELECT id, tenant_id, mode, brain, symbols, timeframes, leverage, risk_per_trade_pct, max_open_positions,
+           daily_loss_limit_pct, agent_weights, exchange_key_id
+    FROM bots WHERE id = $1 AND is_active
+), claimed AS (
+    INSERT INTO cycles (id, tenant_id, bot_id, slot, status, attempts, created_at, updated_at)
+    SELECT $2, bot.tenant_id, bot.id, $3, 'running', 1, now(), now() FROM bot
+    ON CONFLICT (tenant_id, bot_id, slot) DO UPDATE SET attempts = cycles.attempts + 1, updated_at = now()
+    WHERE cycles.status = 'running'
+    RETURNING id, attempts
+), abandoned AS (
+    UPDATE cycles SET status = 'failed', error = $4, finished_at = now(), updated_at = now()
+    WHERE bot_id = $1 AND status = 'running' AND slot < $3 AND EXISTS (SELECT FROM claimed)
 )
+SELECT json_build_object(
+    'cycle_id', claimed.id,
+    'attempts', claimed.attempts,
+    'bot', (SELECT row_to_json(bot) FROM bot),
+    'positions', coalesce((
+        SELECT json_agg(p) FROM (
+            SELECT id, symbol, side, amount, entry_price, leverage, stop_loss, take_profit, fees, opened_at,
+                   opened_market_ms
+            FROM positions WHERE bot_id = $1 AND status = 'open') p), '[]'),
+    'pending', coalesce((
+        SELECT json_agg(o) FROM (
+            SELECT id, client_order_id, symbol, leg, side, amount, status, stop_loss, take_profit, leverage
+            FROM orders WHERE bot_id = $1 AND status = ANY($6::text[])) o), '[]'),
+    'day_start_equity', (
+        SELECT equity FROM cycles
+        WHERE bot_id = $1 AND created_at >= $5 AND equity IS NOT NULL ORDER BY id LIMIT 1)
+)::text
+FROM claimed
+"""
+_claim = msgspec.json.Decoder(Claim)
 
 
-async def claim_cycle(session: AsyncSession, tenant_id: uuid.UUID, bot_id: uuid.UUID, slot: int) -> Claim | None:
+async def claim_cycle(conn: asyncpg.Connection, bot_id: uuid.UUID, slot: int) -> Claim | None:
     """Claim (bot, slot) for this run, or None: the bot is gone or stopped, or the slot already ran."""
-    bot = await session.scalar(select(Bot).where(Bot.id == bot_id, Bot.is_active))
-    if bot is None:
-        return None
-    row = (
-        await session.execute(_CLAIM, {"id": uuid7(), "tenant_id": tenant_id, "bot_id": bot_id, "slot": slot})
-    ).first()
-    if row is None:
-        return None
-    # The bot's lock is held, so an older slot still `running` belongs to a worker that died; its orders
-    # are reconciled by this cycle, and it is closed as abandoned.
-    await session.execute(
-        update(Cycle)
-        .where(Cycle.bot_id == bot_id, Cycle.status == "running", Cycle.slot < slot)
-        .values(status="failed", error=ABANDONED, finished_at=utcnow(), updated_at=utcnow())
-    )
-    key = None
-    if bot.exchange_key_id is not None:
-        key = await session.scalar(select(ExchangeKey).where(ExchangeKey.id == bot.exchange_key_id))
-    positions = await claim_positions(session, bot_id)
-    pending = [
-        PendingOrder(
-            id=o.id,
-            client_order_id=o.client_order_id,
-            symbol=o.symbol,
-            leg=o.leg,
-            side=o.side,
-            amount=o.amount,
-            status=o.status,
-            stop_loss=o.stop_loss,
-            take_profit=o.take_profit,
-            leverage=o.leverage,
-        )
-        for o in (
-            await session.execute(
-                select(
-                    Order.id,
-                    Order.client_order_id,
-                    Order.symbol,
-                    Order.leg,
-                    Order.side,
-                    Order.amount,
-                    Order.status,
-                    Order.stop_loss,
-                    Order.take_profit,
-                    Order.leverage,
-                ).where(Order.bot_id == bot_id, Order.status.in_(PENDING_ORDER_STATUSES))
-            )
-        ).all()
-    ]
     midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    day_start_equity = await session.scalar(
-        select(Cycle.equity)
-        .where(Cycle.bot_id == bot_id, Cycle.created_at >= midnight, Cycle.equity.is_not(None))
-        .order_by(Cycle.id)
-        .limit(1)
-    )
-    return Claim(
-        cycle_id=row.id,
-        attempts=row.attempts,
-        bot=bot,
-        key=key,
-        positions=positions,
-        pending=pending,
-        day_start_equity=day_start_equity,
-    )
+    found = await conn.fetchval(_CLAIM, bot_id, uuid7(), slot, ABANDONED, midnight, PENDING_ORDER_STATUSES)
+    return _claim.decode(found) if found is not None else None
+
+
+async def load_key(session: AsyncSession, key_id: uuid.UUID) -> ExchangeKey | None:
+    """A live bot's exchange key, its fields still encrypted."""
+    return await session.scalar(select(ExchangeKey).where(ExchangeKey.id == key_id))
 
 
 async def claim_positions(session: AsyncSession, bot_id: uuid.UUID) -> list[OpenPositionRow]:
-    """The bot's open positions as this cycle starts."""
+    """The bot's open positions (again, after reconciling orders changed them)."""
     rows = await session.execute(
         select(
             Position.id,
@@ -178,35 +173,73 @@ async def claim_positions(session: AsyncSession, bot_id: uuid.UUID) -> list[Open
     return [OpenPositionRow(**row._mapping) for row in rows.all()]
 
 
+class Mark(msgspec.Struct, frozen=True, array_like=True):
+    """An open position's mark price and unrealised PnL, as the exchange reports them."""
+
+    symbol: str
+    mark: Decimal
+    unrealized: Decimal
+
+
+# The end of a cycle, in one statement: its decisions and events (rows as JSON, the columns' names as
+# keys), the marks of its open positions, and its outcome.
+_FINISH = """
+WITH decided AS (
+    INSERT INTO decisions SELECT * FROM json_populate_recordset(NULL::decisions, $1::json)
+), evented AS (
+    INSERT INTO events SELECT * FROM json_populate_recordset(NULL::events, $2::json)
+), marked AS (
+    UPDATE positions p SET mark_price = m.mark, unrealized_pnl = m.unrealized, updated_at = now()
+    FROM json_to_recordset($3::json) AS m(symbol text, mark numeric, unrealized numeric)
+    WHERE p.bot_id = $4 AND p.symbol = m.symbol AND p.status = 'open'
+)
+UPDATE cycles SET status = $5, error = $6, equity = $7, unrealized_pnl = $8, finished_at = $9,
+    duration_ms = $10, updated_at = $9
+WHERE id = $11
+"""
+_encode = msgspec.json.Encoder().encode
+
+
 async def finish_cycle(
-    session: AsyncSession,
+    conn: asyncpg.Connection,
     cycle_id: uuid.UUID,
+    bot_id: uuid.UUID,
     *,
     status: str,
     started: datetime.datetime,
     error: str | None = None,
     equity: Decimal | None = None,
     unrealized: Decimal | None = None,
+    decisions: Sequence[dict[str, object]] = (),
+    messages: Sequence[EventMessage] = (),
+    marks: Sequence[Mark] = (),
 ) -> None:
     now = utcnow()
-    await session.execute(
-        update(Cycle)
-        .where(Cycle.id == cycle_id)
-        .values(
-            status=status,
-            error=error[:500] if error else None,
-            equity=equity,
-            unrealized_pnl=unrealized,
-            finished_at=now,
-            duration_ms=(now - started).total_seconds() * 1000,
-            updated_at=now,
-        )
+    await conn.execute(
+        _FINISH,
+        _encode(decisions).decode(),
+        _encode([events.row(m) for m in messages]).decode(),
+        _encode([{"symbol": m.symbol, "mark": m.mark, "unrealized": m.unrealized} for m in marks]).decode(),
+        bot_id,
+        status,
+        error[:500] if error else None,
+        equity,
+        unrealized,
+        now,
+        (now - started).total_seconds() * 1000,
+        cycle_id,
     )
 
 
+_STORE_DECISIONS = text(
+    "INSERT INTO decisions SELECT * FROM json_populate_recordset(NULL::decisions, CAST(:rows AS json))"
+)
+
+
 async def store_decisions(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """Decision rows (the columns' names as keys; `record` may be the `DecisionRecord` itself)."""
     if rows:
-        await session.execute(insert(DecisionLog), list(rows))
+        await session.execute(_STORE_DECISIONS, {"rows": _encode(rows).decode()})
 
 
 async def store_intent(
@@ -464,16 +497,6 @@ async def close_position(
             bot_id,
         )
     ]
-
-
-async def mark_positions(session: AsyncSession, bot_id: uuid.UUID, marks: dict[str, tuple[Decimal, Decimal]]) -> None:
-    """Store each open position's mark price and unrealised PnL: {symbol: (mark, unrealised)}."""
-    for symbol, (mark, unrealized) in marks.items():
-        await session.execute(
-            update(Position)
-            .where(and_(Position.bot_id == bot_id, Position.symbol == symbol, Position.status == "open"))
-            .values(mark_price=mark, unrealized_pnl=unrealized, updated_at=func.now())
-        )
 
 
 async def pause_bot(session: AsyncSession, tenant_id: uuid.UUID, bot_id: uuid.UUID, reason: str) -> EventMessage:

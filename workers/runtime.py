@@ -90,6 +90,7 @@ class WorkerRuntime:
             send_task=_send_task,
             soft_time_limit=settings.cycle_soft_time_limit_seconds,
             lock_ttl=settings.cycle_hard_time_limit_seconds,
+            concurrency=settings.cycle_concurrency,
         )
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import uuid
+from collections.abc import Sequence
 
 import msgspec
 
 from quorum.settings import get_settings
 from workers.celery_app import app
+from workers.dispatch import RUN_CYCLES_TASK, DueCycle
 
 log = logging.getLogger(__name__)
 
@@ -19,26 +23,25 @@ def ping() -> str:
     return "pong"
 
 
+def enqueue_cycles(due: Sequence[DueCycle], batch_size: int) -> None:
+    """Put due cycles on the broker, `batch_size` to a `quorum.run_cycles` message (blocks: call it off the loop)."""
+    with app.producer_or_acquire() as producer:
+        for start in range(0, len(due), batch_size):
+            batch = [[str(c.tenant_id), str(c.bot_id), c.slot] for c in due[start:start + batch_size]]
+            run_cycles.apply_async(args=[batch], producer=producer, ignore_result=True)
+
+
 @app.task(name="quorum.dispatch", ignore_result=True, acks_late=False)
 def dispatch() -> dict[str, object]:
-    """Beat's tick: enqueue a `quorum.run_cycle` for every bot that is due."""
-    from workers.dispatch import DueCycle
+    """Beat's tick: enqueue the cycle of every bot that is due."""
     from workers.dispatch import dispatch as dispatch_due
     from workers.runtime import runtime
 
     rt = runtime()
     settings = rt.settings
-
-    def send(batch: list[DueCycle]) -> None:
-        with app.producer_or_acquire() as producer:
-            for item in batch:
-                run_cycle.apply_async(
-                    args=[str(item.tenant_id), str(item.bot_id), item.slot], producer=producer, ignore_result=True
-                )
-
     report = rt.run(
         dispatch_due(
-            rt.database, rt.redis, send,
+            rt.database, rt.redis, functools.partial(enqueue_cycles, batch_size=settings.cycle_batch_size),
             stale_after_seconds=settings.cycle_hard_time_limit_seconds + 5,
             chunk_size=settings.dispatch_chunk_size,
         ),
@@ -47,19 +50,23 @@ def dispatch() -> dict[str, object]:
     return msgspec.to_builtins(report)
 
 
-@app.task(name="quorum.run_cycle", ignore_result=True)
-def run_cycle(tenant_id: str, bot_id: str, slot: int) -> dict[str, object]:
-    """One bot's cycle for one slot, on the process's event loop; a redelivery of a finished slot does nothing."""
+@app.task(name=RUN_CYCLES_TASK, ignore_result=True)
+def run_cycles(cycles: list[list[object]]) -> list[dict[str, object]]:
+    """Cycles of several bots, each `[tenant_id, bot_id, slot]`, side by side on the process's event loop.
+
+    Each is a cycle on its own, exactly as if it had a message to itself: its own lock, claim, time limit
+    and failure, so a slow or failing bot delays or breaks none of the others. A redelivered message
+    (its worker died) runs only the cycles that had not finished: a finished (bot, slot) is a no-op."""
     from workers.runtime import runtime
 
     rt = runtime()
 
-    async def go() -> object:
+    async def go() -> list[object]:
         env = await rt.cycle_env()
-        return await env.run(uuid.UUID(tenant_id), uuid.UUID(bot_id), int(slot))
+        return await asyncio.gather(*(env.run(uuid.UUID(str(t)), uuid.UUID(str(b)), int(str(s))) for t, b, s in cycles))
 
-    report = rt.run(go(), timeout=get_settings().cycle_hard_time_limit_seconds)
-    return msgspec.to_builtins(report)
+    reports = rt.run(go(), timeout=get_settings().cycle_hard_time_limit_seconds)
+    return [msgspec.to_builtins(report) for report in reports]
 
 
 @app.task(name="quorum.check_exchange_key", acks_late=False, time_limit=60, soft_time_limit=45)

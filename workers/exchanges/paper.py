@@ -20,9 +20,10 @@ as durable as on a real exchange the moment `create_order` returns.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
+import asyncpg
 import msgspec
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -73,6 +74,52 @@ def _d(value: float) -> Decimal:
     return Decimal(repr(value))
 
 
+class _PositionRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    symbol: str
+    side: str
+    amount: Decimal
+    entry_price: Decimal
+    leverage: Decimal
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    checked_until_ms: int
+
+
+class _Account(msgspec.Struct):
+    id: uuid.UUID
+    balances: dict[str, str]  # currency → decimal string
+    positions: list[_PositionRow]
+
+
+_account = msgspec.json.Decoder(_Account)
+_encode = msgspec.json.Encoder().encode
+_READ = """
+SELECT json_build_object('id', a.id, 'balances', a.balances, 'positions', coalesce((
+    SELECT json_agg(p ORDER BY p.symbol) FROM (
+        SELECT id, symbol, side, amount, entry_price, leverage, stop_loss, take_profit, checked_until_ms
+        FROM paper_positions WHERE account_id = a.id) p), '[]'))::text
+FROM paper_accounts a WHERE a.bot_id = $1
+"""
+_READ_LOCKED = _READ + " FOR UPDATE OF a"
+_CREATE = """
+INSERT INTO paper_accounts (id, tenant_id, bot_id, balances, created_at, updated_at)
+VALUES ($1, $2, $3, $4::jsonb, now(), now()) ON CONFLICT DO NOTHING
+"""
+_CHECKED = "UPDATE paper_positions SET checked_until_ms = $2, updated_at = now() WHERE id = $1"
+# A stop or target reached: the cash moves, the exit is an order on the account, the position goes.
+_CLOSE_AT_TRIGGER = """
+WITH account AS (
+    UPDATE paper_accounts SET balances = $2::jsonb, updated_at = now() WHERE id = $1
+), exited AS (
+    INSERT INTO paper_orders (id, tenant_id, account_id, client_order_id, symbol, side, type, status, amount,
+        filled, average, fee, reduce_only, reason, created_at, updated_at)
+    VALUES ($3, $4, $1, $5, $6, $7, 'market', 'filled', $8, $8, $9, $10, true, $11, now(), now())
+)
+DELETE FROM paper_positions WHERE id = $12
+"""
+
+
 class PaperExchange:
     name = NAME
 
@@ -95,6 +142,7 @@ class PaperExchange:
         self._fee = Decimal(repr(fee_pct)) / 100
         self._slippage = Decimal(repr(slippage_pct)) / 100
         self._account_id: uuid.UUID | None = None
+        self._balance: dict[str, AssetBalance] | None = None
 
     def __repr__(self) -> str:
         return f"PaperExchange(bot={self._bot_id})"
@@ -103,33 +151,23 @@ class PaperExchange:
         return KeyCheck(can_withdraw=False, ip_whitelisted=None, can_trade=True, notes=("paper account",))
 
     async def fetch_balance(self) -> dict[str, AssetBalance]:
-        async with self._db.transaction(self._tenant_id) as session:
-            account = await self._account(session, lock=False)
-            margin = await self._margin_by_currency(session, account.id)
-        balances = {code: Decimal(amount) for code, amount in account.balances.items()}
-        return {
-            code: AssetBalance(currency=code, total=float(total), free=float(total - margin.get(code, ZERO)))
-            for code, total in balances.items()
-            if total != 0
-        }
+        if self._balance is None:  # else as `fetch_positions` left it, nothing traded since
+            async with self._db.tenant_connection(self._tenant_id) as conn:
+                account = await self._read(conn, lock=False)
+            self._balance = _balance(account.balances, account.positions)
+        return self._balance
 
     async def fetch_positions(self, symbols: Sequence[str]) -> list[Position]:
-        """Open positions, after closing those whose stop-loss or take-profit the candles since reached."""
-        async with self._db.transaction(self._tenant_id) as session:
-            account = await self._account(session, lock=True)
-            rows = (
-                await session.scalars(
-                    select(PaperPosition)
-                    .where(PaperPosition.account_id == account.id, PaperPosition.symbol.in_(list(symbols)))
-                    .order_by(PaperPosition.symbol)
-                )
-            ).all()
-            positions = []
-            for row in rows:
-                if await self._trigger(session, account, row):
-                    continue
-                positions.append(self._position(row))
-        return positions
+        """Open positions, after closing those whose stop-loss or take-profit the candles since reached.
+
+        The account is read once, locked, for both: the balance it leaves is what `fetch_balance`
+        answers until an order changes it."""
+        async with self._db.tenant_connection(self._tenant_id) as conn:
+            account = await self._read(conn, lock=True)
+            still_open = [row for row in account.positions if not await self._trigger(conn, account, row)]
+        self._balance = _balance(account.balances, still_open)
+        wanted = set(symbols)
+        return [self._position(row) for row in still_open if row.symbol in wanted]
 
     async def fetch_open_orders(self, symbol: str) -> list[ExchangeOrder]:
         return []  # market orders only: nothing ever rests on the paper book
@@ -138,6 +176,7 @@ class PaperExchange:
         if intent.type is not OrderType.MARKET:
             raise InvalidOrder("the paper exchange takes market orders only", exchange=NAME)
         price = self._last_price(intent.symbol)
+        self._balance = None
         async with self._db.transaction(self._tenant_id) as session:
             account = await self._account(session, lock=True)
             exists = await session.scalar(
@@ -261,13 +300,15 @@ class PaperExchange:
         self._account_id = account.id
         return account
 
-    async def _margin_by_currency(self, session: AsyncSession, account_id: uuid.UUID) -> dict[str, Decimal]:
-        rows = (await session.scalars(select(PaperPosition).where(PaperPosition.account_id == account_id))).all()
-        margin: dict[str, Decimal] = {}
-        for row in rows:
-            code = settle_currency(row.symbol)
-            margin[code] = margin.get(code, ZERO) + row.amount * row.entry_price / row.leverage
-        return margin
+    async def _read(self, conn: asyncpg.Connection, *, lock: bool) -> _Account:
+        """The bot's account and its positions in one statement; made with the starting balances on first use."""
+        found = await conn.fetchval(_READ_LOCKED if lock else _READ, self._bot_id)
+        if found is None:
+            await conn.execute(_CREATE, uuid7(), self._tenant_id, self._bot_id, _encode(self._starting).decode())
+            found = await conn.fetchval(_READ_LOCKED if lock else _READ, self._bot_id)
+        account = _account.decode(found)
+        self._account_id = account.id
+        return account
 
     async def _apply_fill(
         self,
@@ -292,7 +333,8 @@ class PaperExchange:
             realised = _pnl(position.side, position.entry_price, price, closing)
             opening = amount - closing
         if opening > 0:
-            margin = (await self._margin_by_currency(session, account.id)).get(code, ZERO)
+            held = (await session.scalars(select(PaperPosition).where(PaperPosition.account_id == account.id))).all()
+            margin = _margin(held).get(code, ZERO)
             if position is not None and position.side != side:
                 margin -= position.amount * position.entry_price / position.leverage
             needed = opening * price / leverage + fee
@@ -348,54 +390,42 @@ class PaperExchange:
             return 0
         return int(candles.timestamp[-1]) + TIMEFRAME_MS[candles.timeframe]
 
-    async def _trigger(self, session: AsyncSession, account: PaperAccount, row: PaperPosition) -> bool:
+    async def _trigger(self, conn: asyncpg.Connection, account: _Account, row: _PositionRow) -> bool:
         """Close `row` at its stop or target if a candle since the last check reached it; True if closed."""
         candles = self._prices.get(row.symbol)
         if candles is None or len(candles) == 0 or (row.stop_loss is None and row.take_profit is None):
             return False
-        tf_ms = TIMEFRAME_MS[candles.timeframe]
         exit_ = exit_trigger(candles, row.checked_until_ms, row.side, row.stop_loss, row.take_profit)
-        hit = None if exit_ is None else (exit_.reason, exit_.fill)
-        end = int(candles.timestamp[-1]) + tf_ms
-        if hit is None:
+        if exit_ is None:
+            end = int(candles.timestamp[-1]) + TIMEFRAME_MS[candles.timeframe]
             if end > row.checked_until_ms:
-                row.checked_until_ms = end
-                await session.flush()
+                await conn.execute(_CHECKED, row.id, end)
             return False
-        reason, level = hit
         side = Side.SELL if row.side == PositionSide.LONG else Side.BUY
-        price = self._slipped(level, side)
+        price = self._slipped(exit_.fill, side)
         fee = row.amount * price * self._fee
         code = settle_currency(row.symbol)
         balances = {c: Decimal(v) for c, v in account.balances.items()}
         balances[code] = balances.get(code, ZERO) + _pnl(row.side, row.entry_price, price, row.amount) - fee
         account.balances = {c: str(v) for c, v in balances.items()}
-        await session.execute(
-            update(PaperAccount).where(PaperAccount.id == account.id).values(balances=account.balances)
+        await conn.execute(
+            _CLOSE_AT_TRIGGER,
+            account.id,
+            _encode(account.balances).decode(),
+            uuid7(),
+            self._tenant_id,
+            f"{exit_.reason[:2]}-{row.id.hex[:30]}",
+            row.symbol,
+            side.value,
+            row.amount,
+            price,
+            fee,
+            exit_.reason,
+            row.id,
         )
-        await session.execute(
-            insert(PaperOrder).values(
-                id=uuid7(),
-                tenant_id=self._tenant_id,
-                account_id=account.id,
-                client_order_id=f"{reason[:2]}-{row.id.hex[:30]}",
-                symbol=row.symbol,
-                side=side.value,
-                type=OrderType.MARKET.value,
-                status=OrderStatus.FILLED.value,
-                amount=row.amount,
-                filled=row.amount,
-                average=price,
-                fee=fee,
-                reduce_only=True,
-                reason=reason,
-            )
-        )
-        await session.delete(row)
-        await session.flush()
         return True
 
-    def _position(self, row: PaperPosition) -> Position:
+    def _position(self, row: _PositionRow) -> Position:
         mark = self._last_price(row.symbol) if row.symbol in self._prices else None
         return Position(
             symbol=row.symbol,
@@ -434,6 +464,24 @@ def exit_trigger(
         if target is not None and (high >= target if long else low <= target):
             return ExitTrigger("take_profit", target, open_ if (open_ > target if long else open_ < target) else target)
     return None
+
+
+def _margin(positions: Iterable[PaperPosition | _PositionRow]) -> dict[str, Decimal]:
+    """The margin open positions hold, by settlement currency."""
+    margin: dict[str, Decimal] = {}
+    for row in positions:
+        code = settle_currency(row.symbol)
+        margin[code] = margin.get(code, ZERO) + row.amount * row.entry_price / row.leverage
+    return margin
+
+
+def _balance(balances: Mapping[str, str], positions: Iterable[_PositionRow]) -> dict[str, AssetBalance]:
+    margin = _margin(positions)
+    return {
+        code: AssetBalance(currency=code, total=float(total), free=float(total - margin.get(code, ZERO)))
+        for code, total in ((c, Decimal(v)) for c, v in balances.items())
+        if total != 0
+    }
 
 
 def _pnl(side: str, entry: Decimal, exit_: Decimal, amount: Decimal) -> Decimal:
