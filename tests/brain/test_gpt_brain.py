@@ -14,7 +14,7 @@ from decimal import Decimal
 import msgspec
 
 from tests.brain.builders import PRICE, SYMBOL, answer, bot, inputs
-from tests.fakes.openai_server import FakeOpenAI, completion, error
+from tests.fakes.openai_server import FakeOpenAI, Reply, completion, error
 from workers.brain.breaker import RedisCircuitBreaker
 from workers.brain.budget import RedisTokenBudget
 from workers.brain.decision import Action
@@ -217,3 +217,15 @@ async def test_gpt_bot_without_a_configured_model_is_decided_by_rules(
     assert outcome.record.brain == BrainKind.RULES
     assert outcome.record.fallback == FallbackReason.NOT_CONFIGURED
     assert outcome.decision.symbol == SYMBOL
+
+
+async def test_an_answer_that_is_not_a_chat_completion_falls_back_to_rules(
+    fake_openai: FakeOpenAI, gpt: GptBrain, breaker: RedisCircuitBreaker, budget: RedisTokenBudget
+) -> None:
+    fake_openai.reply(Reply(body=b"<html>gateway</html>", headers={"Content-Type": "text/html"}),
+                      Reply(body={"choices": "none today"}))
+    for _ in range(2):
+        record = (await run(gpt, breaker, budget)).record
+        assert record.brain == BrainKind.RULES
+        assert record.fallback == FallbackReason.API_ERROR, record.fallback_detail
+        assert record.tokens is None
