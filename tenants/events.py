@@ -36,6 +36,11 @@ class EventType(enum.StrEnum):
     WEBHOOK_DISABLED = "webhook.disabled"  # an endpoint failed too often and was switched off; owners are told
 
 
+# No phone is told about these (push has no text for them): only webhooks receive them, so a tenant
+# without an active endpoint has nothing to deliver (migration 0007's trigger holds the same list).
+WEBHOOK_ONLY = frozenset({EventType.DECISION, EventType.ORDER})
+
+
 def stream_channel(tenant_id: uuid.UUID) -> str:
     return f"quorum:stream:{tenant_id}"
 

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from celery import Celery
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
@@ -146,10 +147,15 @@ async def test_a_cycle_decides_and_records_it_and_a_redelivered_slot_does_nothin
     tenant, bot_id = await new_bot(client, account)
     env = make_env(settings, database, redis, clock, rules(redis))
     slot = slot_of(time.time(), 60)
+    counted = functools.partial(
+        REGISTRY.get_sample_value, "quorum_cycle_duration_seconds_count", {"outcome": "completed"}
+    )
+    before = counted() or 0
 
     report = await env.run(tenant, bot_id, slot)
     assert report.status == "completed", report
     assert report.decisions == 1
+    assert counted() == before + 1  # what /metrics reports (workers/metrics.py)
 
     (cycle,) = await rows(database, tenant, Cycle, bot_id)
     assert (cycle.slot, cycle.status, cycle.equity) == (slot, "completed", Decimal("1"))  # 1 BTC of paper cash

@@ -28,3 +28,14 @@ async def test_ids_are_uuid_v7(settings: Settings, account: Account) -> None:
         row = conn.execute("SELECT id, tenant_id FROM users WHERE email = %s", (account.email,)).fetchone()
     assert row is not None
     assert row[0].version == 7 and row[1].version == 7
+
+
+def test_the_delivery_trigger_knows_the_webhook_only_events() -> None:
+    import importlib
+
+    from tenants.events import WEBHOOK_ONLY
+
+    trigger = importlib.import_module("tenants.migrations.versions.0007_webhook_only_events")
+    assert set(trigger.WEBHOOK_ONLY) == {t.value for t in WEBHOOK_ONLY}
+    listed = ", ".join(f"'{t}'" for t in trigger.WEBHOOK_ONLY)
+    assert f"NOT IN ({listed})" in trigger._WHEN_SOMEONE_LISTENS

@@ -307,3 +307,38 @@ def test_the_credentials_file_setting_is_what_workers_push_with(
     device = token()
     assert sender.send([device], PushMessage(title="t", body="b", data={})).sent == 1
     assert len(fake_fcm.sent_to(device)) == 1
+
+
+async def test_decisions_and_orders_wait_for_delivery_only_where_a_webhook_can_take_them(
+    client: AsyncTestClient, settings: Settings, database: Database
+) -> None:
+    """Push has nothing to say about them: a tenant without an active endpoint gets no delivery row, and
+    the outbox enqueues no task; with one, both happen (and a trade event always does)."""
+    from tenants.devices import PUSH_DEFAULTS
+    from tenants.events import WEBHOOK_ONLY
+
+    assert WEBHOOK_ONLY.isdisjoint(PUSH_DEFAULTS)
+    account = await register(client)
+    tenant, bot = await _tenant_and_bot(client, account)
+
+    async def pending(*messages: EventMessage) -> set[uuid.UUID]:
+        async with database.transaction(tenant) as session:
+            ids = [m.id for m in messages]
+            return set((await session.scalars(select(EventDelivery.id).where(EventDelivery.id.in_(ids)))).all())
+
+    quiet = [await _event(database, tenant, bot, t, {"symbol": "ETH/USDT"}) for t in sorted(WEBHOOK_ONLY)]
+    trade = await _event(database, tenant, bot)
+    assert await pending(*quiet, trade) == {trade.id}
+    sent: list[list[str]] = []
+    redis = Redis.from_url(settings.redis_url)
+    await publish_events(redis, [*quiet, trade], lambda name, args: sent.append(args), webhooks=False)
+    assert sent == [[str(tenant), str(trade.id)]]
+
+    created = await client.post("/v1/webhooks", headers=account.headers, json={"url": "http://127.0.0.1:9/x"})
+    assert created.status_code == 201
+    heard = [await _event(database, tenant, bot, t, {"symbol": "ETH/USDT"}) for t in sorted(WEBHOOK_ONLY)]
+    assert await pending(*heard) == {m.id for m in heard}
+    sent.clear()
+    await publish_events(redis, heard, lambda name, args: sent.append(args), webhooks=True)
+    assert sorted(sent) == sorted([str(tenant), str(m.id)] for m in heard)
+    await redis.aclose()

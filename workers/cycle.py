@@ -23,6 +23,7 @@ import asyncio
 import datetime
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
@@ -45,7 +46,7 @@ from workers.agents.analysis import market_insights, position_insight
 from workers.agents.insight import AgentName, Insight, OpenPosition
 from workers.agents.insight import PositionSide as AgentSide
 from workers.brain.decision import Action, Decision
-from workers.brain.risk import AccountState, RiskConfig
+from workers.brain.risk import AccountState, AdjustmentKind, RiskConfig
 from workers.brain.service import BotConfig, BrainKind, DecisionInputs, DecisionOutcome
 from workers.exchanges.base import (
     Exchange,
@@ -71,6 +72,7 @@ from workers.exchanges.paper import exit_trigger, settle_currency
 from workers.market.cache import MarketDataError, UnknownMarket
 from workers.market.candles import TIMEFRAME_MS, Candles
 from workers.market.feed import MarketFeed
+from workers.metrics import observe_cycle, observe_decision
 from workers.notify.outbox import SendTask, publish_events
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,10 @@ class CycleEnv:
         """Run the bot's cycle for `slot` under its lock and the soft time limit, once one of the process's
         `concurrency` places is free; never raises for the bot's own failures (they are recorded on the cycle)."""
         async with self._gate:
-            return await self._run(tenant_id, bot_id, slot)
+            started = time.perf_counter()
+            report = await self._run(tenant_id, bot_id, slot)
+            observe_cycle(time.perf_counter() - started, report.status)
+            return report
 
     async def _run(self, tenant_id: uuid.UUID, bot_id: uuid.UUID, slot: int) -> CycleReport:
         lock_key, token = f"quorum:cycle-lock:{bot_id}", secrets.token_hex(8)
@@ -172,6 +177,7 @@ class _Run:
         self.candle_end: dict[str, int] = {}
         self.placed = 0  # decisions stored with their order (the others are stored at the end)
         self.marks: list[ledger.Mark] = []  # open positions' marks, stored when the cycle finishes
+        self.webhooks = True  # until the claim says whether the tenant has a webhook endpoint
 
     async def execute(self) -> CycleReport:
         env = self.env
@@ -180,6 +186,7 @@ class _Run:
         if claim is None:
             return CycleReport(status="skipped")
         self.cycle_id = claim.cycle_id
+        self.webhooks = claim.webhooks
         cycle_id_var.set(str(claim.cycle_id))
         bot = claim.bot
         key: ExchangeKey | None = None
@@ -278,6 +285,9 @@ class _Run:
                 position=positions[0] if positions else None,
             )
             outcome = await self.env.decide(config, inputs)
+            record = outcome.record
+            vetoed = any(a.kind is AdjustmentKind.VETO for a in record.adjustments)
+            observe_decision(record.brain.value, record.proposal.action.value, vetoed)
             if outcome.budget_exhausted_notify:
                 self.events.append(
                     await self._event(EventType.BUDGET_EXHAUSTED, {"detail": outcome.record.fallback_detail})
@@ -515,7 +525,7 @@ class _Run:
                 marks=self.marks if status == "completed" else (),
             )
         self.events += messages
-        await publish_events(self.env.redis, self.events, self.env.send_task)
+        await publish_events(self.env.redis, self.events, self.env.send_task, webhooks=self.webhooks)
         return CycleReport(
             status=status,
             cycle_id=self.cycle_id,

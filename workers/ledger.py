@@ -98,6 +98,7 @@ class Claim(msgspec.Struct, kw_only=True):
     positions: list[OpenPositionRow]
     pending: list[PendingOrder]
     day_start_equity: Decimal | None
+    webhooks: bool  # the tenant has an active webhook endpoint (else decisions and orders go to nobody)
 
 
 # One statement, one round trip: claim the (bot, slot) row (a slot already completed or failed is not
@@ -134,7 +135,8 @@ SELECT json_build_object(
             FROM orders WHERE bot_id = $1 AND status = ANY($6::text[])) o), '[]'),
     'day_start_equity', (
         SELECT equity FROM cycles
-        WHERE bot_id = $1 AND created_at >= $5 AND equity IS NOT NULL ORDER BY id LIMIT 1)
+        WHERE bot_id = $1 AND created_at >= $5 AND equity IS NOT NULL ORDER BY id LIMIT 1),
+    'webhooks', EXISTS (SELECT FROM webhook_endpoints w, bot WHERE w.tenant_id = bot.tenant_id AND w.is_active)
 )::text
 FROM claimed
 """

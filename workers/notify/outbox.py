@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 from redis.asyncio import Redis
 
-from tenants.events import EventMessage, stream_channel
+from tenants.events import WEBHOOK_ONLY, EventMessage, stream_channel
 
 log = logging.getLogger(__name__)
 DELIVER_TASK = "quorum.deliver_event"
@@ -24,8 +24,13 @@ _encode = msgspec.json.Encoder().encode
 SendTask = Callable[[str, list[str]], object]  # (task name, args): Celery's `app.send_task`
 
 
-async def publish_events(redis: Redis, messages: Sequence[EventMessage], send_task: SendTask) -> None:
-    """Publish each event on its tenant's stream channel and enqueue its delivery task."""
+async def publish_events(
+    redis: Redis, messages: Sequence[EventMessage], send_task: SendTask, *, webhooks: bool = True
+) -> None:
+    """Publish each event on its tenant's stream channel and enqueue its delivery task.
+
+    `webhooks` False: the tenant had no active webhook endpoint when its work began, so its
+    `WEBHOOK_ONLY` events have no delivery to make (had one been added since, the sweep delivers them)."""
     if not messages:
         return
     try:
@@ -35,7 +40,9 @@ async def publish_events(redis: Redis, messages: Sequence[EventMessage], send_ta
             await pipe.execute()
     except Exception as exc:  # the stream is best effort; the outbox keeps the event
         log.warning("live stream publish failed", extra={"error": str(exc), "events": len(messages)})
-    await asyncio.to_thread(_enqueue, messages, send_task)
+    deliver = [m for m in messages if webhooks or m.type not in WEBHOOK_ONLY]
+    if deliver:
+        await asyncio.to_thread(_enqueue, deliver, send_task)
 
 
 def _enqueue(messages: Sequence[EventMessage], send_task: SendTask) -> None:
