@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import event, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -17,6 +18,9 @@ from quorum.settings import Settings
 TENANT_SETTING = "app.tenant_id"
 _CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError,
                     ConnectionError)
+_SERVER_SETTINGS = {"application_name": "quorum", "statement_timeout": "30000"}
+# Connection exceptions (class 08), and admin shutdown, crash shutdown, cannot connect now (57P01-57P03).
+_SERVER_GONE = ("08", "57P01", "57P02", "57P03")
 _SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant_id, true)")
 
 
@@ -34,15 +38,35 @@ def sync_url(url: str) -> str:
 
 
 def create_app_engine(settings: Settings) -> AsyncEngine:
+    dsn = settings.app_database_url
+
+    async def connect() -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(dsn, server_settings=_SERVER_SETTINGS)
+        except (asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError) as exc:
+            # "starting up" / "shutting down": asyncpg raises these from connect, where SQLAlchemy does not
+            # translate them; they mean PostgreSQL is briefly unavailable (503), not that the request is bad.
+            raise ConnectionError(f"PostgreSQL is not accepting connections: {exc}") from exc
+
     engine = create_async_engine(
-        async_url(settings.app_database_url),
+        async_url(dsn),
+        async_creator=connect,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "quorum", "statement_timeout": "30000"}},
     )
     event.listen(engine.sync_engine.pool, "checkout", _replace_closed_connection)
+    event.listen(engine.sync_engine, "handle_error", _server_gone_is_a_disconnect)
     return engine
+
+
+def _server_gone_is_a_disconnect(context: ExceptionContext) -> None:
+    """A statement cut off by a shutting-down or restarted server is a lost connection (the pool replaces it
+    and the API answers 503), whatever words asyncpg used for it."""
+    error = context.original_exception
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error.__cause__, "sqlstate", None) or ""
+    if sqlstate.startswith(_SERVER_GONE):
+        context.is_disconnect = True
 
 
 def _replace_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
