@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -12,8 +13,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -21,9 +23,10 @@ from psycopg import sql
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from raw_http import RawConnection, RawResponse  # noqa: E402
+
 from quorum.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, wait_for_port  # noqa: E402
 from quorum.settings import load_settings  # noqa: E402
-from raw_http import RawConnection, RawResponse  # noqa: E402
 from tenants.db_commands import bootstrap  # noqa: E402
 
 
@@ -69,6 +72,74 @@ def running_api(workers: int = 1, **env_overrides: str) -> Iterator[str]:
         for server in reversed(started):
             server.destroy() if isinstance(server, EmbeddedPostgres) else server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class Stack(NamedTuple):
+    base_url: str
+    supervisor: subprocess.Popen[bytes]
+    data_home: Path
+
+    def process_roots(self) -> list[int]:
+        """The supervisor (API, worker, beat, Redis under it) and PostgreSQL's postmaster, which pg_ctl detaches."""
+        pids = [self.supervisor.pid]
+        pid_file = self.data_home / "postgres" / "postmaster.pid"
+        with suppress(OSError, ValueError):
+            pids.append(int(pid_file.read_text().split("\n", 1)[0]))
+        return pids
+
+
+@contextmanager
+def running_stack(api_workers: int = 2, **env_overrides: str) -> Iterator[Stack]:
+    """`quorum run` in a scratch data folder on free ports: embedded PostgreSQL and Redis, migrations, API,
+    worker and beat, exactly as a user starts it. Yields once /ready answers 200; stops everything with
+    SIGTERM, as Ctrl-C would."""
+    scratch = Path(tempfile.mkdtemp(prefix="quorum-load-"))
+    port = free_port()
+    env = {
+        **os.environ, "DATA_HOME": str(scratch), "PORT": str(port), "LOG_LEVEL": "WARNING",
+        "EMBEDDED_PG_PORT": str(free_port()), "EMBEDDED_REDIS_PORT": str(free_port()),
+        "SECRET_KEY": "bench-secret-key-" + "x" * 32, "ENVIRONMENT": "development", "MARKET_DATA": "replay",
+        "LOGIN_ATTEMPTS_PER_ACCOUNT": "1000000", "LOGIN_ATTEMPTS_PER_IP": "1000000", **env_overrides,
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    log = (scratch / "quorum-run.log").open("wb")
+    stack = subprocess.Popen([sys.executable, "-m", "quorum.cli", "run", "--api-workers", str(api_workers)],
+                             env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        asyncio.run(_wait_ready(base, stack, 180))
+        yield Stack(base, stack, scratch)
+    except BaseException:
+        log.flush()
+        print((scratch / "quorum-run.log").read_text(errors="replace")[-4000:], file=sys.stderr)
+        raise
+    finally:
+        if stack.poll() is None:
+            stack.send_signal(signal.SIGTERM)
+            try:
+                stack.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(stack.pid, signal.SIGKILL)
+        log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _wait_ready(base: str, process: subprocess.Popen[bytes], within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"quorum run exited with {process.returncode}")
+        conn = RawConnection(base)
+        try:
+            if (await conn.request("GET", "/ready")).status_code == 200:
+                return
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await conn.close()
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{base}/ready did not answer 200 within {within:.0f}s")
 
 
 class Measurement:

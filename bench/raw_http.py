@@ -18,6 +18,15 @@ class RawResponse:
         return json.loads(self.body)
 
 
+def build_request(method: str, path: str, host: str, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
+    """The bytes of one HTTP/1.1 request; build a request once and send it many times."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    if body:
+        lines.append("Content-Type: application/json")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 class RawConnection:
     """One persistent connection; requests on it run one at a time."""
 
@@ -27,15 +36,19 @@ class RawConnection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
     async def request(self, method: str, path: str, headers: dict[str, str] | None = None,
                       body: bytes = b"") -> RawResponse:
+        return await self.send(build_request(method, path, self.authority, headers, body))
+
+    async def send(self, request: bytes) -> RawResponse:
+        """Send prepared request bytes (see `build_request`) and read the whole response."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
-        if body:
-            lines.append("Content-Type: application/json")
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        self.writer.write(request)
         assert self.reader is not None
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])

@@ -23,6 +23,11 @@ EMBEDDED_DATABASE = "quorum"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pg-port", type=int, default=int(os.environ.get("EMBEDDED_PG_PORT", "54329")))
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("EMBEDDED_REDIS_PORT", "63799")))
+    # One API process is bound by its one event loop (~1 ms of Python per database request); two use both
+    # cores of a small machine while PostgreSQL waits on the network (bench/load.py measures it).
+    parser.add_argument("--api-workers", type=int,
+                        default=int(os.environ.get("WEB_CONCURRENCY") or min(os.cpu_count() or 1, 2)),
+                        help="API processes (default: WEB_CONCURRENCY, else 2 or the number of CPUs if fewer)")
 
 
 class Supervisor:
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         bootstrap(settings)
         python = sys.executable
         quorum = [python, "-m", "quorum.cli"]
-        supervisor.spawn("api", [*quorum, "serve"], env)
+        supervisor.spawn("api", [*quorum, "serve", "--workers", str(args.api_workers)], env)
         supervisor.spawn("worker", [*quorum, "worker"], env)
         supervisor.spawn("beat", [*quorum, "beat", "--schedule", str(data_home / "celerybeat-schedule")], env)
         wait_for_port(settings.port, 60)
