@@ -289,13 +289,22 @@ class Report:
         return not self.failures
 
 
-async def _wait_ready(ledger: Ledger, since: float, within: float) -> float | None:
+def _outage_seen(ledger: Ledger, outage: Outage) -> tuple[bool, float | None]:
+    """Whether /ready answered 503 naming the dependency after it stopped, and when it first answered 200 after
+    that (which may be a moment before `server.start()` returned: it returns once the port answers)."""
+    reported_at = next((t for t, status, detail in ledger.ready
+                        if t >= outage.stopped_at and status == 503 and outage.dependency in detail), None)
+    if reported_at is None:
+        return False, None
+    return True, next((t for t, status, _ in ledger.ready if t > reported_at and status == 200), None)
+
+
+async def _wait_ready(ledger: Ledger, outage: Outage, within: float) -> None:
     deadline = time.perf_counter() + within
     while time.perf_counter() < deadline:
-        if any(t >= since and status == 200 for t, status, _ in ledger.ready):
-            return next(t for t, status, _ in ledger.ready if t >= since and status == 200)
+        if _outage_seen(ledger, outage)[1] is not None:
+            return
         await asyncio.sleep(0.1)
-    return None
 
 
 async def _wait_for_worker(conn: RawConnection, host: str, account: Account, fake: FakeBybitV5) -> None:
@@ -334,11 +343,10 @@ async def drill(service: Service, *, down: float, settle: float, rate: float = 1
             await asyncio.sleep(down)
             await asyncio.to_thread(server.start)
             outage.started_at = ledger.now()
-            outage.ready_at = await _wait_ready(ledger, outage.started_at, 60)
+            await _wait_ready(ledger, outage, 60)
+            outage.reported, outage.ready_at = _outage_seen(ledger, outage)
             ledger.window = f"after {dependency}"
             await asyncio.sleep(settle)
-            outage.reported = any(outage.stopped_at <= t <= outage.started_at + 1 and status == 503
-                                  and dependency in detail for t, status, detail in ledger.ready)
             outage.recovered = {route: next(t for t in times if t >= outage.started_at) - outage.started_at
                                 for route, times in ledger.successes.items() if times[-1] >= outage.started_at}
     finally:
@@ -385,7 +393,7 @@ def _check(service: Service, ledger: Ledger, outages: list[Outage]) -> Report:
         if not outage.reported:
             failures.append(f"/ready never answered 503 naming {outage.dependency} while it was down")
         if outage.ready_at is None:
-            failures.append(f"/ready did not answer 200 within 60 s of {outage.dependency} restarting")
+            failures.append(f"/ready did not answer 200 again within 60 s of {outage.dependency} restarting")
         never = sorted(routes - set(outage.recovered))
         if never:
             failures.append(f"after {outage.dependency} restarted, never succeeded again: {', '.join(never)}")
@@ -414,7 +422,7 @@ def print_report(report: Report) -> None:
         for route, counts in sorted(per_route.items()):
             print(f"    {route:<28} {' '.join(counts)}")
     for outage in report.outages:
-        ready = f"{outage.ready_at - outage.started_at:.1f} s" if outage.ready_at is not None else "never"
+        ready = f"{max(outage.ready_at - outage.started_at, 0):.1f} s" if outage.ready_at is not None else "never"
         print(f"\n{outage.dependency}: down {outage.started_at - outage.stopped_at:.1f} s; /ready reported it: "
               f"{'yes' if outage.reported else 'NO'}; /ready 200 again {ready} after the restart")
         for route, seconds in sorted(outage.recovered.items(), key=lambda kv: kv[1]):
