@@ -64,6 +64,7 @@ RECORDED = ("ETH_BTC-5m.csv", "ADA_BTC-5m.csv")  # real series; every bench symb
 TIMEFRAMES = ("5m", "1h")
 REPLAY_PREFIX = "quorum:ohlcv-replay"  # the key prefix workers/market/feed.py gives the replay cache
 HOUR_MS = 3_600_000
+WARM_UP_BOTS = 50  # per worker process, on two markets of their own
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 Bots = Sequence[tuple[uuid.UUID, uuid.UUID]]  # (tenant id, bot id)
 
@@ -124,9 +125,11 @@ def copy_recorded_markets(recorded: Path, data_dir: Path, count: int) -> list[st
     return symbols
 
 
-def create_bots(settings: Settings, count: int, symbols: Sequence[str]) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """One tenant per bot, written directly as the owner: paper mode, active, one symbol each (round robin),
-    and its paper account already opened, as for a bot that has traded before."""
+def create_bots(
+    settings: Settings, count: int, symbols: Sequence[str], *, active: bool = True
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """One tenant per bot, written directly as the owner: paper mode, one symbol each (round robin), and
+    its paper account already opened, as for a bot that has traded before."""
     from uuid_utils.compat import uuid7
 
     from workers.exchanges.paper import parse_balances
@@ -142,9 +145,9 @@ def create_bots(settings: Settings, count: int, symbols: Sequence[str]) -> list[
             "INSERT INTO bots (id, tenant_id, name, symbols, timeframes, leverage, risk_per_trade_pct, "
             "max_open_positions, daily_loss_limit_pct, cycle_interval_seconds, agent_weights, brain, mode, "
             "is_active, is_default, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, 2, 1, 2, 5, 60, '{}', 'rules', 'paper', true, false, now(), now())",
+            "VALUES (%s, %s, %s, %s, %s, 2, 1, 2, 5, 60, '{}', 'rules', 'paper', %s, false, now(), now())",
             [
-                (bot, tenant, f"bench bot {i}", Jsonb([symbols[i % len(symbols)]]), Jsonb(list(TIMEFRAMES)))
+                (bot, tenant, f"bench bot {i}", Jsonb([symbols[i % len(symbols)]]), Jsonb(list(TIMEFRAMES)), active)
                 for i, (tenant, bot) in enumerate(pairs)
             ],
         )
@@ -644,11 +647,16 @@ class RealPath:
             await asyncio.sleep(0.25)
 
     async def warm_up(self, bots: Bots, slot: int) -> None:
-        """A few cycles straight to the workers: imports, pools and caches are paid before the tick."""
+        """A few cycles straight to the workers: imports, pools and connections are paid before the tick.
+        `bots` trade markets of their own (a worker keeps the series it read until the next close, and
+        the tick must fetch its own), and they are active only meanwhile (the tick's dispatch skips them)."""
         from workers.dispatch import DueCycle
 
+        ids = [bot for _, bot in bots]
+        await self.owner.execute("UPDATE bots SET is_active = true WHERE id = ANY(%s)", (ids,))
         self.send([DueCycle(tenant, bot, slot) for tenant, bot in bots])
         await self.wait(slot, len(bots), 120)
+        await self.owner.execute("UPDATE bots SET is_active = false WHERE id = ANY(%s)", (ids,))
 
     async def tick(self, name: str, workers: int, slot_time: datetime.datetime, meter: CpuMeter,
                    only: Bots | None = None) -> Tick:
@@ -786,8 +794,8 @@ def profile_report(path: Path, seconds: float, rate: int = Profiler.RATE) -> lis
 
 
 async def real_workers(
-    settings: Settings, srv: Servers, bots: Bots, worker_env: dict[str, str], model: FakeModel, scratch: Path,
-    profile: bool,
+    settings: Settings, srv: Servers, bots: Bots, warm_bots: Bots, worker_env: dict[str, str], model: FakeModel,
+    scratch: Path, profile: bool,
 ) -> tuple[list[Tick], list[str]]:
     from redis.asyncio import Redis
 
@@ -815,7 +823,7 @@ async def real_workers(
         app.control.purge()  # what earlier cycles left on the broker (their events' delivery tasks)
         with worker_processes(count, env, scratch) as procs:
             await asyncio.to_thread(wait_until_ready, app, count)
-            await path.warm_up(bots[: 50 * count], slot_of(next_slot().timestamp(), 60))
+            await path.warm_up(warm_bots[: WARM_UP_BOTS * count], slot_of(next_slot().timestamp(), 60))
             meter = CpuMeter(srv, [p.pid for p in procs], model.thread_id)
             answered = model.answered
             tick = await path.tick(f"{count} worker process{'es' if count > 1 else ''}", count, next_slot(), meter)
@@ -853,10 +861,12 @@ def print_ticks(ticks: Sequence[Tick], expected_series: int, bots: int) -> None:
 
 async def measure(args: argparse.Namespace, srv: Servers, settings: Settings, scratch: Path,
                   worker_env: dict[str, str], recorded: Path) -> None:
-    symbols = copy_recorded_markets(recorded, scratch / "data", args.symbols)
+    symbols = copy_recorded_markets(recorded, scratch / "data", args.symbols + 2)
+    symbols, warm_symbols = symbols[: args.symbols], symbols[args.symbols:]
     started = time.perf_counter()
     bots = await asyncio.to_thread(create_bots, settings, args.bots, symbols)
     made = time.perf_counter() - started
+    warm_bots = await asyncio.to_thread(create_bots, settings, 2 * WARM_UP_BOTS, warm_symbols, active=False)
     expected_series = min(args.symbols, args.bots) * len(TIMEFRAMES)
     concurrencies = args.concurrency or sorted({settings.cycle_concurrency, 128, 256})
     cpus = os.cpu_count() or 1
@@ -891,8 +901,10 @@ async def measure(args: argparse.Namespace, srv: Servers, settings: Settings, sc
         print(f"\n(b) Real worker processes: `quorum worker` (Celery, {worker_threads(settings)} threads handing "
               f"batches of {settings.cycle_batch_size} cycles to one event loop, at most {settings.cycle_concurrency} "
               f"cycles at once); bots on the GPT brain, OPENAI_BASE_URL = the fake model answering after "
-              f"{args.brain_latency * 1000:.0f} ms; each worker warmed up on 50 cycles first")
-        real, profile_lines = await real_workers(settings, srv, bots, worker_env, model, scratch, args.profile)
+              f"{args.brain_latency * 1000:.0f} ms; each worker warmed up on {WARM_UP_BOTS} cycles of other markets "
+              "first")
+        real, profile_lines = await real_workers(settings, srv, bots, warm_bots, worker_env, model, scratch,
+                                                 args.profile)
     print_ticks(real, expected_series, args.bots)
     print("seconds: first cycle claimed to last cycle finished; p50/p99: one cycle from claim to finish (`cycles`)")
 

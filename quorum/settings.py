@@ -70,7 +70,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cycle_batch_size: int = 16  # cycles per `quorum.run_cycles` message; they run side by side
     cycle_soft_time_limit_seconds: float = 50.0  # a cycle past this is abandoned and recorded as failed
     cycle_hard_time_limit_seconds: float = 60.0  # the worker thread is given up on after this
-    cycle_concurrency: int = 64  # cycles one worker process runs at once on its event loop
+    cycle_concurrency: int = 128  # cycles one worker process runs at once on its event loop
     # Where candles come from: "ccxt" (the exchanges' public APIs), "replay" (recorded candles in
     # QUORUM_DATA_DIR/ohlcv, replayed on a clock REPLAY_SPEED times faster than real time) or "auto"
     # (ccxt when the exchange answers, else replay).

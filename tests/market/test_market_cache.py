@@ -173,7 +173,28 @@ async def test_series_expired_in_redis_is_fetched_again(replay, redis_clients, r
     await cache.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=10)
     assert len(source.calls) == 1
     await asyncio.sleep(1.1)
-    await cache.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=10)
+    # Another process (this one holds the series it read: a close's candles never change).
+    other = SharedOhlcvCache(redis_clients[1], source, key_prefix=redis_prefix, clock=clock, grace_ms=0)
+    await other.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=10)
+    assert len(source.calls) == 2
+
+
+async def test_a_process_reads_a_series_from_redis_once_per_close(
+    replay, redis_clients, redis_prefix, eth_close_ms
+):
+    source = CountingSource(replay, delay_s=0)
+    clock = FakeClock(eth_close_ms)
+    first = make_cache(redis_clients[0], source, redis_prefix, clock)
+    await first.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=10)
+    reader = make_cache(redis_clients[1], source, redis_prefix, clock)
+    got = await reader.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=10)
+    async for key in redis_clients[0].scan_iter(match=f"{redis_prefix}:*"):
+        await redis_clients[0].delete(key)  # gone from Redis: only what the process holds can answer
+    again = await reader.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=20)
+    np.testing.assert_array_equal(again.timestamp[-10:], got.timestamp)
+    assert len(source.calls) == 1
+    clock.now_ms += FIVE_MIN  # the next close: a new series
+    await reader.fetch_ohlcv("binance", "ETH/BTC", "5m", limit=10)
     assert len(source.calls) == 2
 
 

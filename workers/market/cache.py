@@ -52,6 +52,9 @@ class OhlcvSource(Protocol):
     ) -> Candles: ...
 
 
+MAX_HELD_SERIES = 512  # decoded series one process keeps (500 candles: about 24 KB each)
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -136,6 +139,9 @@ class SharedOhlcvCache:
         self._clock = clock
         self._release_lock = redis.register_script(_RELEASE_LOCK)
         self._inflight: dict[str, asyncio.Task[Candles]] = {}
+        # Series already read, by key: a key names one candle close, so what it holds never changes.
+        # Every bot on a market reads the same few series; this spares each cycle a Redis read and decode.
+        self._held: dict[str, Candles] = {}
 
     async def fetch_ohlcv(
         self, exchange: str, symbol: str, timeframe: str, *, limit: int = 500, until_ms: int | None = None
@@ -152,6 +158,9 @@ class SharedOhlcvCache:
         decided_at = now - self._grace_ms if until_ms is None else min(until_ms, now)
         close_ms = decided_at // tf_ms * tf_ms
         key = f"{self._prefix}:{exchange}:{symbol}:{timeframe}:{close_ms}"
+        held = self._held.get(key)
+        if held is not None:
+            return held.tail(limit)
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._load(key, exchange, symbol, timeframe, close_ms))
@@ -164,8 +173,10 @@ class SharedOhlcvCache:
     def _forget(self, key: str, task: asyncio.Task[Candles]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here, so a failure nobody awaited is not logged as lost
+        if not task.cancelled() and task.exception() is None:  # retrieved, so a failure is not logged as lost
+            if len(self._held) >= MAX_HELD_SERIES:
+                self._held.clear()  # older closes nobody asks for again, or more markets than this holds
+            self._held[key] = task.result()
 
     async def _load(self, key: str, exchange: str, symbol: str, timeframe: str, close_ms: int) -> Candles:
         error_key, lock_key = f"{key}:error", f"{key}:lock"
