@@ -34,10 +34,13 @@ async def publish_events(
     if not messages:
         return
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for message in messages:
-                pipe.publish(stream_channel(message.tenant_id), _encode(message))
-            await pipe.execute()
+        if len(messages) == 1:  # most cycles: no pipeline (redis-py builds a whole client object for each)
+            await redis.publish(stream_channel(messages[0].tenant_id), _encode(messages[0]))
+        else:
+            async with redis.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(stream_channel(message.tenant_id), _encode(message))
+                await pipe.execute()
     except Exception as exc:  # the stream is best effort; the outbox keeps the event
         log.warning("live stream publish failed", extra={"error": str(exc), "events": len(messages)})
     deliver = [m for m in messages if webhooks or m.type not in WEBHOOK_ONLY]
