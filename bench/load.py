@@ -144,9 +144,12 @@ def _tree_ticks(roots: list[int]) -> Counter[str]:
     ticks: Counter[str] = Counter()
     for pid in seen:
         name, up = _component(pid), stats[pid][0]
+        inherited = name == "supervisor"
         while name == "supervisor" and up in seen:  # uvicorn's and Celery's children belong to their parent
             name, up = _component(up), stats[up][0]
         ticks[name] += stats[pid][1]
+        if name == "API" and inherited:
+            ticks[f"API process {pid}"] += stats[pid][1]
     return ticks
 
 
@@ -174,9 +177,12 @@ class CpuMeter:
         used = _tree_ticks(self.stack_roots())
         used.subtract(self.stack0)
         parts = {name: max(t, 0) / self.tick for name, t in used.items() if name != "gone"}
+        api_split = " + ".join(f"{v / wall:.2f}" for name, v in sorted(parts.items()) if name.startswith("API process"))
+        parts = {name: v for name, v in parts.items() if not name.startswith("API process")}
         stack = sum(parts.values())
         other = max(machine - client - stack, 0.0)
-        detail = ", ".join(f"{name} {v / wall:.2f}" for name, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v)
+        detail = ", ".join(f"{name} {v / wall:.2f}" + (f" [{api_split}]" if name == "API" and api_split else "")
+                           for name, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 0.005 * wall)
         api_and_db = parts.get("API", 0) + parts.get("PostgreSQL", 0)
         per_request = f"; API + PostgreSQL: {api_and_db / requests * 1000:.2f} ms a request" if requests else ""
         return (f"CPU (cores) over {wall:.0f} s on {os.cpu_count()} CPUs: machine busy {machine / wall:.2f} = "
@@ -236,15 +242,28 @@ def read_requests(base_host: str, tenant: Tenant) -> list[tuple[str, bytes]]:
     return [(name, build_request("GET", path, base_host, auth)) for name, path in zip(READ_ROUTES, paths, strict=True)]
 
 
-async def reader(base: str, requests: list[tuple[str, bytes]], offset: int, stop: float, rec: Recorder) -> None:
-    conn = RawConnection(base)
+async def open_readers(base: str, count: int) -> list[RawConnection]:
+    """Keep-alive connections, opened one at a time and kept for every phase. The API processes share one
+    listening socket and one of them may accept a whole burst of connections; opened one by one, each is
+    taken by whichever process wakes first, so they spread (the CPU lines show each process's share)."""
+    connections = []
+    host = base.split("//", 1)[1]
+    for _ in range(count):
+        conn = RawConnection(base)
+        await conn.send(build_request("GET", "/health", host))
+        connections.append(conn)
+        await asyncio.sleep(0.02)
+    return connections
+
+
+async def reader(conn: RawConnection, requests: list[tuple[str, bytes]], offset: int, stop: float,
+                 rec: Recorder) -> None:
     for name, request in itertools.islice(itertools.cycle(requests), offset, None):
         if time.perf_counter() >= stop:
             break
         response, latency = await call(conn, request)
         status = str(response.status_code) if response else "conn-error"
         rec.add(name, latency, status, response is not None and response.status_code == 200)
-    await conn.close()
 
 
 Step = Callable[[RawConnection, int, int], Awaitable[tuple[str, RawResponse | None, float, int]]]
@@ -342,10 +361,11 @@ async def run(base: str, args: argparse.Namespace, fake_bybit: object | None, cp
         refresh_tokens.append((await conn.request("POST", "/v1/auth/login", body=body)).json()["refreshToken"])  # type: ignore[index]
         await conn.close()
     per_reader = [read_requests(host, tenants[i % len(tenants)]) for i in range(args.readers)]
+    connections = await open_readers(base, args.readers)
 
     async def readers(seconds: float, rec: Recorder) -> None:
         stop = time.perf_counter() + seconds
-        await asyncio.gather(*(reader(base, per_reader[i], i, stop, rec) for i in range(args.readers)))
+        await asyncio.gather(*(reader(connections[i], per_reader[i], i, stop, rec) for i in range(args.readers)))
 
     await readers(3, Recorder())  # warm every API process's pool and caches
     print(f"\nload: {args.users} tenants with 2 bots each; {args.readers} reader connections; "
@@ -355,7 +375,7 @@ async def run(base: str, args: argparse.Namespace, fake_bybit: object | None, cp
     health = [("GET /health", build_request("GET", "/health", host))]
     cpu.start()
     stop = time.perf_counter() + args.baseline_seconds
-    await asyncio.gather(*(reader(base, health, 0, stop, ceiling) for _ in range(args.readers)))
+    await asyncio.gather(*(reader(conn, health, 0, stop, ceiling) for conn in connections))
     ceiling.finish()
     print_phase("1. ceiling: GET /health alone", ceiling, {})
     print(cpu.report(len(ceiling.routes["GET /health"].latencies)))
@@ -396,6 +416,8 @@ async def run(base: str, args: argparse.Namespace, fake_bybit: object | None, cp
     print(f"  ({rps / health_rps:.0%} of the GET /health ceiling of {health_rps:.0f}/s measured in this run)")
     print(f"logins: p50 {percentile(logins, 0.5):.0f} ms against {argon2_verify_ms():.0f} ms for one argon2id "
           f"verify alone in this process")
+    for conn in connections:
+        await conn.close()
     return met
 
 
