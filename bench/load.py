@@ -153,10 +153,10 @@ def _tree_ticks(roots: list[int]) -> Counter[str]:
     return ticks
 
 
-def _machine_ticks() -> int:
-    """Busy jiffies of the whole machine since boot."""
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, stolen) jiffies of the whole machine since boot; stolen: the hypervisor ran someone else."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(values) - values[3] - values[4]  # minus idle and iowait
+    return sum(values[:8]) - values[3] - values[4], values[7]  # without idle, iowait and guest time
 
 
 class CpuMeter:
@@ -168,11 +168,12 @@ class CpuMeter:
 
     def start(self) -> None:
         self.t0, self.client0 = time.perf_counter(), time.process_time()
-        self.stack0, self.busy0 = _tree_ticks(self.stack_roots()), _machine_ticks()
+        self.stack0, (self.busy0, self.steal0) = _tree_ticks(self.stack_roots()), _machine_ticks()
 
     def report(self, requests: int) -> str:
         wall = time.perf_counter() - self.t0
-        machine = (_machine_ticks() - self.busy0) / self.tick
+        busy, steal = _machine_ticks()
+        machine, stolen = (busy - self.busy0) / self.tick, (steal - self.steal0) / self.tick
         client = time.process_time() - self.client0
         used = _tree_ticks(self.stack_roots())
         used.subtract(self.stack0)
@@ -180,14 +181,15 @@ class CpuMeter:
         api_split = " + ".join(f"{v / wall:.2f}" for name, v in sorted(parts.items()) if name.startswith("API process"))
         parts = {name: v for name, v in parts.items() if not name.startswith("API process")}
         stack = sum(parts.values())
-        other = max(machine - client - stack, 0.0)
+        other = max(machine - client - stack - stolen, 0.0)
         detail = ", ".join(f"{name} {v / wall:.2f}" + (f" [{api_split}]" if name == "API" and api_split else "")
                            for name, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v >= 0.005 * wall)
         api_and_db = parts.get("API", 0) + parts.get("PostgreSQL", 0)
         per_request = f"; API + PostgreSQL: {api_and_db / requests * 1000:.2f} ms a request" if requests else ""
         return (f"CPU (cores) over {wall:.0f} s on {os.cpu_count()} CPUs: machine busy {machine / wall:.2f} = "
                 f"service {stack / wall:.2f} ({detail or 'not measured'}) + this client {client / wall:.2f} "
-                f"+ everything else on the machine {other / wall:.2f}{per_request}")
+                f"+ everything else on the machine {other / wall:.2f} + stolen by the hypervisor {stolen / wall:.2f}"
+                f"{per_request}")
 
 
 # -- the traffic ------------------------------------------------------------------------------------------
@@ -446,9 +448,8 @@ def main() -> int:
             from tests.fakes.bybit_v5 import FakeBybitV5
 
             fake = stack.enter_context(FakeBybitV5())
-            # One hashing thread per API process: logins queue for argon2 rather than take both cores.
-            service = stack.enter_context(running_stack(
-                args.api_workers, EXCHANGE_API_OVERRIDES=f"bybit={fake.origin}", PASSWORD_HASH_THREADS="1"))
+            overrides = {"EXCHANGE_API_OVERRIDES": f"bybit={fake.origin}"}
+            service = stack.enter_context(running_stack(args.api_workers, **overrides))
             base, roots = service.base_url, service.process_roots
         print(f"load: {base} ({'given URL' if args.url else f'embedded stack, {args.api_workers} API processes'})")
         uvloop.run(run(base, args, fake, CpuMeter(roots)))

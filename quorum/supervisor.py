@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
             env["REDIS_URL"] = supervisor.redis.url
             print(f"quorum: embedded Redis on 127.0.0.1:{args.redis_port} (data in {data_home / 'redis'})")
         _choose_market_data(env)
+        # argon2id takes a whole core per hash: leave each API process's event loop a core of its own, so a
+        # burst of logins queues for the hashing threads instead of slowing every other request.
+        env.setdefault("PASSWORD_HASH_THREADS", str(max(1, (os.cpu_count() or 1) // args.api_workers - 1)))
         settings = load_settings(env)
         settings.check()
         if settings.secret_key == DEV_SECRET_KEY:
