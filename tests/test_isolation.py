@@ -17,7 +17,9 @@ from litestar.testing import AsyncTestClient
 from tenants.principal import Scope
 from tests.conftest import Account, register
 
-PUBLIC_PATHS = {"/health", "/ready", "/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh"}
+# /metrics holds no tenant's data (route templates, queue depths); METRICS_TOKEN guards it, and nginx never
+# forwards it (tests/test_metrics.py, tests/test_infra.py).
+PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh"}
 # Platform operators' routes name other tenants' ids by design; tests/test_admin.py refuses them to everyone else.
 OPERATOR_PATHS = "/v1/admin"
 BOT = {"name": "isolation", "symbols": ["BTC/USDT"], "timeframes": ["15m"], "mode": "paper", "brain": "rules"}
