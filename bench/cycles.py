@@ -329,20 +329,27 @@ class SteppedClock:
 
 
 class SqlCounter:
-    """SQL statements and transactions the engine runs (SQLAlchemy events)."""
+    """SQL statements and transactions the engine's connections run, counted by asyncpg itself: cycles
+    run most of theirs on the driver directly (`Database.tenant_connection`), not through SQLAlchemy."""
 
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event
 
         self.statements = self.transactions = 0
-        event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
-        event.listen(engine.sync_engine, "begin", self._begin)
+        event.listen(engine.sync_engine, "connect", self._connected)
 
-    def _statement(self, *_: object) -> None:
+    def _connected(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(self._query)
+
+    def _query(self, record: Any) -> None:
+        query = record.query.lstrip().upper()
+        if query.startswith(("COMMIT", "ROLLBACK")):
+            return
+        if query.startswith("BEGIN"):
+            self.transactions += 1
+            if ";" not in query:  # `BEGIN; SELECT set_config(...)` also sets the tenant: one statement
+                return
         self.statements += 1
-
-    def _begin(self, *_: object) -> None:
-        self.transactions += 1
 
 
 def answering_after(latency: float, redis: Any) -> Any:

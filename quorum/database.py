@@ -96,19 +96,22 @@ class Database:
         """A pooled connection as asyncpg itself, for hot paths where SQLAlchemy's per-statement work costs
         several times the query (see bench/load.py). The same pool, settings and checkout checks as sessions;
         a connection that lost its server or was left inside a transaction is discarded, not pooled."""
-        pooled = await self.engine.raw_connection()
-        driver: asyncpg.Connection = pooled.driver_connection  # type: ignore[assignment]
-        try:
-            yield driver
-        except Exception as exc:
-            # Sessions get this from SQLAlchemy; here asyncpg's own errors say the server went away.
-            if isinstance(exc, _CONNECTION_LOST) or driver.is_closed():
-                raise DisconnectionError(f"PostgreSQL connection lost: {type(exc).__name__}") from exc
-            raise
-        finally:
-            if driver.is_closed() or driver.is_in_transaction():
-                pooled.invalidate()
-            pooled.close()
+        # Through an AsyncConnection, not `raw_connection()`: giving a connection back may close it (the
+        # pool is full of overflow, or it is invalidated), and closing awaits, which only SQLAlchemy's
+        # async layer can do (from plain code it raised MissingGreenlet and leaked the connection).
+        async with self.engine.connect() as connection:
+            pooled = await connection.get_raw_connection()
+            driver: asyncpg.Connection = pooled.driver_connection  # type: ignore[assignment]
+            try:
+                yield driver
+            except Exception as exc:
+                # Sessions get this from SQLAlchemy; here asyncpg's own errors say the server went away.
+                if isinstance(exc, _CONNECTION_LOST) or driver.is_closed():
+                    raise DisconnectionError(f"PostgreSQL connection lost: {type(exc).__name__}") from exc
+                raise
+            finally:
+                if driver.is_closed() or driver.is_in_transaction():
+                    await connection.invalidate()
 
     @asynccontextmanager
     async def tenant_connection(self, tenant_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
