@@ -30,8 +30,8 @@ from api.auth import requires
 from api.dependencies import Activity, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, problems
 from tenants import bot_limits
-from tenants.activity import ActivityFilter, RecordedDecision, decimal_text, decision_details
-from tenants.models import DecisionLog, Order, Position
+from tenants.activity import ActivityFilter, DecisionEntry, RecordedDecision, decimal_text
+from tenants.models import Order, Position
 from tenants.principal import Scope
 
 READ = [requires(Scope.ACTIVITY_READ)]
@@ -58,8 +58,8 @@ def _trade(decision: RecordedDecision | None) -> TradeDecisionView | None:
     return None if decision is None else msgspec.convert(decision, TradeDecisionView, from_attributes=True)
 
 
-def _decision(row: DecisionLog) -> DecisionView:
-    details = decision_details(row.record)
+def _decision(row: DecisionEntry) -> DecisionView:
+    details = row.details
     return DecisionView(
         id=row.id, bot_id=row.bot_id, cycle_id=row.cycle_id, symbol=row.symbol, action=row.action,
         confidence=row.confidence, requested_brain=row.requested_brain, brain=row.brain, fallback=row.fallback,
