@@ -32,7 +32,6 @@ from tenants.models import Bot, ExchangeKey, Fill, Order, Position
 from workers.exchanges.base import ExchangeOrder, OrderIntent, OrderStatus
 
 ZERO = Decimal(0)
-FINAL_ORDER_STATUSES = frozenset({"filled", "canceled", "rejected", "expired", "failed"})
 PENDING_ORDER_STATUSES = ("intent", "submitted", "open", "unknown")
 ABANDONED = "abandoned: its worker stopped mid-cycle; the next cycle reconciled its orders"
 

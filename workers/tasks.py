@@ -27,7 +27,7 @@ def enqueue_cycles(due: Sequence[DueCycle], batch_size: int) -> None:
     """Put due cycles on the broker, `batch_size` to a `quorum.run_cycles` message (blocks: call it off the loop)."""
     with app.producer_or_acquire() as producer:
         for start in range(0, len(due), batch_size):
-            batch = [[str(c.tenant_id), str(c.bot_id), c.slot] for c in due[start:start + batch_size]]
+            batch = msgspec.to_builtins(list(due[start:start + batch_size]))  # [[tenant, bot, slot], ...]
             run_cycles.apply_async(args=[batch], producer=producer, ignore_result=True)
 
 
@@ -61,9 +61,11 @@ def run_cycles(cycles: list[list[object]]) -> list[dict[str, object]]:
 
     rt = runtime()
 
+    due = msgspec.convert(cycles, list[DueCycle])
+
     async def go() -> list[object]:
         env = await rt.cycle_env()
-        return await asyncio.gather(*(env.run(uuid.UUID(str(t)), uuid.UUID(str(b)), int(str(s))) for t, b, s in cycles))
+        return await asyncio.gather(*(env.run(c.tenant_id, c.bot_id, c.slot) for c in due))
 
     reports = rt.run(go(), timeout=get_settings().cycle_hard_time_limit_seconds)
     return [msgspec.to_builtins(report) for report in reports]
