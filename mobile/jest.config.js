@@ -1,5 +1,7 @@
 module.exports = {
   preset: 'jest-expo',
+  // Generous on purpose: no test may depend on the machine being idle (see test/setup.ts).
+  testTimeout: 120_000,
   setupFilesAfterEnv: ['<rootDir>/test/setup.ts'],
   testMatch: ['<rootDir>/test/**/*.test.ts?(x)'],
   transformIgnorePatterns: [
