@@ -12,13 +12,13 @@ cleanest held-out estimate.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from quorum.settings import data_dir as quorum_data_dir
 from workers.agents.sentiment import fit_sentiment_model, read_lexicon, score_headline
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ SIGN_THRESHOLD = 0.1
 
 
 def load_dev_headlines() -> list[dict]:
-    data_dir = Path(os.environ.get("QUORUM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    data_dir = quorum_data_dir()
     return json.loads((data_dir / "news" / "headlines_dev.json").read_text(encoding="utf-8"))
 
 

@@ -7,9 +7,9 @@ The data folder is $QUORUM_DATA_DIR, by default ../shared/data beside the reposi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from quorum.settings import data_dir as quorum_data_dir
 from workers.agents.sentiment import fit_sentiment_model, model_to_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +17,7 @@ MODEL_PATH = REPO_ROOT / "workers" / "agents" / "sentiment_model.json"
 
 
 def load_dev_headlines() -> list[dict]:
-    data_dir = Path(os.environ.get("QUORUM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    data_dir = quorum_data_dir()
     return json.loads((data_dir / "news" / "headlines_dev.json").read_text(encoding="utf-8"))
 
 

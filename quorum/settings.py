@@ -176,3 +176,9 @@ def get_settings() -> Settings:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """Recorded candles (`ohlcv/`) and labelled headlines (`news/`): $QUORUM_DATA_DIR, else the repository's `data/`."""
+    configured = os.environ.get("QUORUM_DATA_DIR")
+    return Path(configured) if configured else repo_root() / "data"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from quorum.settings import data_dir
 from workers.agents.insight import AgentName, Headline
 from workers.agents.sentiment import (
     HALF_LIFE_MS,
@@ -19,8 +18,7 @@ from workers.agents.sentiment import (
     sentiment_insight,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("QUORUM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+DATA_DIR = data_dir()
 HOUR = 3_600_000
 NOW = 1_700_000_000_000
 

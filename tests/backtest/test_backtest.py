@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from quorum.settings import data_dir
 from workers.agents.analysis import analyse_symbol
 from workers.agents.insight import AgentName, Insight, Level
 from workers.backtest import BacktestConfig, run_backtest
@@ -16,8 +15,7 @@ from workers.brain.decision import Action
 from workers.market.candles import TIMEFRAME_MS, Candles
 from workers.market.replay import read_candles
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("QUORUM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+DATA_DIR = data_dir()
 FIVE_MIN = TIMEFRAME_MS["5m"]
 
 

@@ -6,22 +6,19 @@ embedded default run the trading cycle on recorded candles with no network.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from quorum.settings import data_dir
 from workers.market.cache import UnknownMarket
 from workers.market.candles import TIMEFRAME_MS, Candles
 from workers.market.resample import resample, timeframe_ms
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def default_ohlcv_dir() -> Path:
-    """The recorded-candles folder: $QUORUM_DATA_DIR/ohlcv, by default ../shared/data/ohlcv."""
-    data_dir = os.environ.get("QUORUM_DATA_DIR")
-    return (Path(data_dir) if data_dir else _REPO_ROOT.parent / "shared" / "data") / "ohlcv"
+    """The recorded-candles folder: `ohlcv/` in the data folder (the repository's `data/` unless QUORUM_DATA_DIR)."""
+    return data_dir() / "ohlcv"
 
 
 def parse_file_name(name: str) -> tuple[str, str]:
