@@ -6,9 +6,9 @@ Ctrl-C (or SIGTERM) stops every process it started, the servers last; the data f
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
             supervisor.redis.start()
             env["REDIS_URL"] = supervisor.redis.url
             print(f"quorum: embedded Redis on 127.0.0.1:{args.redis_port} (data in {data_home / 'redis'})")
-        _choose_market_data(env)
+        python = sys.executable
+        quorum = [python, "-m", "quorum.cli"]
+        _choose_market_data(env, quorum)
         # argon2id takes a whole core per hash: leave each API process's event loop a core of its own, so a
         # burst of logins queues for the hashing threads instead of slowing every other request.
         env.setdefault("PASSWORD_HASH_THREADS", str(max(1, (os.cpu_count() or 1) // args.api_workers - 1)))
@@ -93,11 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if settings.secret_key == DEV_SECRET_KEY:
             print("quorum: using the development SECRET_KEY; production refuses it", file=sys.stderr)
 
-        from tenants.db_commands import bootstrap
-
-        bootstrap(settings)
-        python = sys.executable
-        quorum = [python, "-m", "quorum.cli"]
+        subprocess.run([*quorum, "db", "bootstrap"], env=env, check=True)  # roles and migrations, as the owner
         supervisor.spawn("api", [*quorum, "serve", "--workers", str(args.api_workers)], env)
         supervisor.spawn("worker", [*quorum, "worker"], env)
         supervisor.spawn("beat", [*quorum, "beat", "--schedule", str(data_home / "celerybeat-schedule")], env)
@@ -118,32 +116,11 @@ def run(args: argparse.Namespace) -> int:
         supervisor.stop()
 
 
-def _online(host: str = "api.binance.com", port: int = 443, timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def _choose_market_data(env: dict[str, str]) -> None:
-    """Live public candles when the exchanges are reachable, else the recorded ones replayed at 60x, with
-    the default bot trading a market that was recorded (unless MARKET_DATA says otherwise)."""
+def _choose_market_data(env: dict[str, str], quorum: list[str]) -> None:
+    """Live public candles when the exchanges answer, else recorded ones (unless MARKET_DATA says which):
+    the market-data side decides (`quorum market-data`), so the kernel knows nothing of markets."""
     if env.get("MARKET_DATA"):
         return
-    if _online():
-        env["MARKET_DATA"] = "ccxt"
-        print("quorum: market data from the exchanges' public APIs; paper bots trade Binance prices")
-        return
-    from workers.market.feed import WARMUP_CANDLES
-    from workers.market.replay import ReplaySource
-
-    replay = ReplaySource()
-    lengths = {s: len(replay.series(s, tfs[0])) for s, tfs in replay.markets().items()}
-    recorded = sorted((s for s, n in lengths.items() if n > WARMUP_CANDLES), key=lambda s: -lengths[s])
-    env["MARKET_DATA"] = "replay"
-    env.setdefault("REPLAY_SPEED", "60")
-    if recorded:
-        env.setdefault("DEFAULT_BOT_SYMBOLS", recorded[0])
-    print(f"quorum: offline: replaying recorded candles ({', '.join(recorded) or 'none found'}) "
-          f"at {env['REPLAY_SPEED']}x; the default bot trades {env.get('DEFAULT_BOT_SYMBOLS', 'BTC/USDT')}")
+    chosen = json.loads(subprocess.run([*quorum, "market-data"], env=env, check=True, stdout=subprocess.PIPE).stdout)
+    for name, value in chosen.items():
+        env.setdefault(name, value)

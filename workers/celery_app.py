@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import Celery
 from celery.signals import setup_logging, task_failure, task_postrun, task_prerun, worker_init
 from kombu import Queue
@@ -67,16 +65,3 @@ task_failure.connect(metrics.task_failed, weak=False)
 @worker_init.connect
 def _serve_metrics(**_: object) -> None:
     metrics.serve_worker_metrics(get_settings().worker_metrics_port)
-
-
-@worker_init.connect
-def _warm_up(**_: object) -> None:
-    """Build the process's trading runtime before taking tasks: importing ccxt, pybit, openai and numpy
-    takes seconds, which must not be charged to the first cycle's time limit."""
-    from workers.runtime import runtime
-
-    rt = runtime()
-    try:
-        rt.run(rt.cycle_env(), timeout=60)
-    except Exception:  # e.g. Redis not up yet: the first cycle builds it instead
-        logging.getLogger(__name__).warning("trading runtime not built at start", exc_info=True)

@@ -9,12 +9,25 @@ import uuid
 from collections.abc import Sequence
 
 import msgspec
+from celery.signals import worker_init
 
 from quorum.settings import get_settings
 from workers.celery_app import app
 from workers.dispatch import RUN_CYCLES_TASK, DueCycle
+from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _warm_up(**_: object) -> None:
+    """Build the process's trading runtime before taking tasks: importing ccxt, pybit, openai and numpy
+    takes seconds, which must not be charged to the first cycle's time limit."""
+    rt = runtime()
+    try:
+        rt.run(rt.cycle_env(), timeout=60)
+    except Exception:  # e.g. Redis not up yet: the first cycle builds it instead
+        logging.getLogger(__name__).warning("trading runtime not built at start", exc_info=True)
 
 
 @app.task(name="quorum.ping")
@@ -35,8 +48,6 @@ def enqueue_cycles(due: Sequence[DueCycle], batch_size: int) -> None:
 def dispatch() -> dict[str, object]:
     """Beat's tick: enqueue the cycle of every bot that is due."""
     from workers.dispatch import dispatch as dispatch_due
-    from workers.runtime import runtime
-
     rt = runtime()
     settings = rt.settings
     report = rt.run(
@@ -57,8 +68,6 @@ def run_cycles(cycles: list[list[object]]) -> list[dict[str, object]]:
     Each is a cycle on its own, exactly as if it had a message to itself: its own lock, claim, time limit
     and failure, so a slow or failing bot delays or breaks none of the others. A redelivered message
     (its worker died) runs only the cycles that had not finished: a finished (bot, slot) is a no-op."""
-    from workers.runtime import runtime
-
     rt = runtime()
 
     due = msgspec.convert(cycles, list[DueCycle])
@@ -75,8 +84,6 @@ def run_cycles(cycles: list[list[object]]) -> list[dict[str, object]]:
 def check_exchange_key(tenant_id: str, key_id: str) -> dict[str, object]:
     """Ask the exchange what a just-linked key may do. Arguments are ids; the secret never travels."""
     from workers.key_check import check_exchange_key as check
-    from workers.runtime import runtime
-
     rt = runtime()
     outcome = rt.run(check(rt, uuid.UUID(tenant_id), uuid.UUID(key_id)), timeout=40)
     return msgspec.to_builtins(outcome)

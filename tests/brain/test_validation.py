@@ -9,8 +9,7 @@ import msgspec
 from tests.brain.builders import OTHER_SYMBOL, PRICE, SYMBOL, answer
 from workers.agents.insight import OpenPosition, PositionSide
 from workers.brain.decision import Action
-from workers.brain.gpt import GptProposal
-from workers.brain.validation import BotConstraints, IssueKind, IssueOutcome, Validated, validate_proposal
+from workers.brain.validation import BotConstraints, GptProposal, IssueKind, IssueOutcome, Validated, validate_proposal
 
 CONSTRAINTS = BotConstraints(symbols=(SYMBOL, OTHER_SYMBOL), allow_short=True, max_leverage=3.0, entry_band_pct=1.0)
 LONG_POSITION = OpenPosition(SYMBOL, PositionSide.LONG, 95.0, 2.0, 0, stop_loss=92.0, take_profit=110.0)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -33,8 +33,7 @@ import openai
 from openai import AsyncOpenAI
 
 from workers.agents.insight import AgentName, Headline, Insight, OpenPosition
-from workers.brain.decision import Action
-from workers.brain.validation import BotConstraints, allowed_actions
+from workers.brain.validation import BotConstraints, GptProposal, allowed_actions
 from workers.metrics import observe_llm_usage
 
 
@@ -141,19 +140,6 @@ def estimate_cost(
 
 
 # ---- what the model answers ---------------------------------------------------------------------
-
-
-class GptProposal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The model's answer; its JSON schema (made OpenAI-strict) is the response format."""
-
-    action: Annotated[Action, msgspec.Meta(description="one of the bot's allowed actions")]
-    symbol: Annotated[str, msgspec.Meta(description="the symbol decided for; one of the bot's symbols")]
-    entry: Annotated[float | None, msgspec.Meta(description="entry price for OPEN_*, else null")]
-    stop_loss: Annotated[float | None, msgspec.Meta(description="below entry for a long, above for a short")]
-    take_profit: Annotated[float | None, msgspec.Meta(description="above entry for a long, below for a short")]
-    leverage: Annotated[float, msgspec.Meta(description="1 for none; at most the bot's max_leverage")]
-    confidence: Annotated[float, msgspec.Meta(description="from 0 to 1")]
-    reasons: Annotated[list[str], msgspec.Meta(description="short phrases naming the evidence")]
 
 
 def strict_schema(struct: type[msgspec.Struct], enums: Mapping[str, Sequence[str]] = {}) -> dict[str, Any]:

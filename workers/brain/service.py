@@ -22,10 +22,10 @@ from workers.agents.insight import AgentName, Headline, Insight, OpenPosition
 from workers.brain.breaker import BreakerState, CircuitBreaker, CoordinationUnavailable, RedisCircuitBreaker
 from workers.brain.budget import RedisTokenBudget, TokenBudget
 from workers.brain.decision import Decision
-from workers.brain.gpt import FallbackReason, GptBrain, GptBrainConfig, GptProposal, GptResult, TokenUsage
+from workers.brain.gpt import FallbackReason, GptBrain, GptBrainConfig, GptResult, TokenUsage
 from workers.brain.risk import AccountState, Adjustment, RiskConfig, guard
 from workers.brain.rules import RulesBrain, RulesParams
-from workers.brain.validation import BotConstraints, IssueOutcome, ValidationIssue, validate_proposal
+from workers.brain.validation import BotConstraints, GptProposal, IssueOutcome, ValidationIssue, validate_proposal
 from workers.exchanges.base import MarketRules
 
 log = logging.getLogger(__name__)

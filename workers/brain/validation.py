@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import TYPE_CHECKING
+from typing import Annotated
 
 import msgspec
 
 from workers.agents.insight import OpenPosition, PositionSide
 from workers.brain.decision import Action, Decision
 
-if TYPE_CHECKING:
-    from workers.brain.gpt import GptProposal
-
 MAX_REASONS = 8
 MAX_REASON_CHARS = 300
+
+
+class GptProposal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The model's answer; its JSON schema (made OpenAI-strict) is the response format."""
+
+    action: Annotated[Action, msgspec.Meta(description="one of the bot's allowed actions")]
+    symbol: Annotated[str, msgspec.Meta(description="the symbol decided for; one of the bot's symbols")]
+    entry: Annotated[float | None, msgspec.Meta(description="entry price for OPEN_*, else null")]
+    stop_loss: Annotated[float | None, msgspec.Meta(description="below entry for a long, above for a short")]
+    take_profit: Annotated[float | None, msgspec.Meta(description="above entry for a long, below for a short")]
+    leverage: Annotated[float, msgspec.Meta(description="1 for none; at most the bot's max_leverage")]
+    confidence: Annotated[float, msgspec.Meta(description="from 0 to 1")]
+    reasons: Annotated[list[str], msgspec.Meta(description="short phrases naming the evidence")]
 
 
 class BotConstraints(msgspec.Struct, frozen=True, kw_only=True):
