@@ -40,7 +40,6 @@ from tenants.activity import ActivityService
 from tenants.admin import AdminService
 from tenants.api_keys import ApiKeyService
 from tenants.bots import BotService
-from tenants.context import TenantDatabase
 from tenants.devices import DeviceService
 from tenants.exchange_keys import ExchangeKeyService
 from tenants.passwords import PasswordHashing
@@ -72,17 +71,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.api_keys = ApiKeyService(
             database, redis, settings.api_key_hash_key, settings.api_key_rate_limit_per_minute
         )
-        app.state.bots = BotService(TenantDatabase(database), settings.default_bot_symbols)
+        app.state.bots = BotService(database, settings.default_bot_symbols)
         tasks = create_task_client(settings)
         vault = Vault(LocalMasterKeys.from_setting(settings.master_keys))
         app.state.exchange_keys = ExchangeKeyService(
-            TenantDatabase(database), vault, CeleryKeyCheck(tasks, settings.key_check_timeout_seconds),
+            database, vault, CeleryKeyCheck(tasks, settings.key_check_timeout_seconds),
         )
-        app.state.devices = DeviceService(TenantDatabase(database))
+        app.state.devices = DeviceService(database)
         # Private and loopback webhook URLs only outside production (tests and the embedded setup).
-        app.state.webhooks = WebhookService(TenantDatabase(database), vault, CeleryWebhookQueue(tasks),
+        app.state.webhooks = WebhookService(database, vault, CeleryWebhookQueue(tasks),
                                             allow_private=not settings.is_production)
-        app.state.activity = ActivityService(TenantDatabase(database))
+        app.state.activity = ActivityService(database)
         app.state.admin = AdminService(database, redis, CeleryWorkers(tasks).ping)
         app.state.stream_hub = StreamHub(redis)
         try:

@@ -8,7 +8,6 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
-from api.bots.reads import BotReads
 from tenants.accounts import AccountService
 from tenants.activity import ActivityService
 from tenants.admin import AdminService
@@ -36,13 +35,6 @@ def provide_bots(state: State) -> BotService:
     return state.bots
 
 
-def provide_bot_reads(state: State) -> BotReads:
-    reads = state.get("bot_reads")
-    if reads is None:  # made once, over the bot service's own tenant database
-        reads = state.bot_reads = BotReads(state.bots.tenants)
-    return reads
-
-
 def provide_exchange_keys(state: State) -> ExchangeKeyService:
     return state.exchange_keys
 
@@ -68,7 +60,6 @@ DEPENDENCIES = {
     "accounts": Provide(provide_accounts, sync_to_thread=False),
     "api_keys": Provide(provide_api_keys, sync_to_thread=False),
     "bots": Provide(provide_bots, sync_to_thread=False),
-    "bot_reads": Provide(provide_bot_reads, sync_to_thread=False),
     "exchange_keys": Provide(provide_exchange_keys, sync_to_thread=False),
     "devices": Provide(provide_devices, sync_to_thread=False),
     "webhooks": Provide(provide_webhooks, sync_to_thread=False),
@@ -81,7 +72,6 @@ CurrentPrincipal = NamedDependency[Principal]
 Accounts = NamedDependency[AccountService]
 ApiKeys = NamedDependency[ApiKeyService]
 Bots = NamedDependency[BotService]
-BotReadModel = NamedDependency[BotReads]
 ExchangeKeys = NamedDependency[ExchangeKeyService]
 Devices = NamedDependency[DeviceService]
 Webhooks = NamedDependency[WebhookService]

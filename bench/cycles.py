@@ -330,7 +330,7 @@ class SteppedClock:
 
 class SqlCounter:
     """SQL statements and transactions the engine's connections run, counted by asyncpg itself: cycles
-    run most of theirs on the driver directly (`Database.tenant_connection`), not through SQLAlchemy."""
+    run most of theirs on the driver directly (`TenantScope.connection`), not through SQLAlchemy."""
 
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event

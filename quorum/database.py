@@ -1,17 +1,17 @@
-"""The database engine for the application role and the one way to open a tenant-scoped transaction."""
+"""The database engine for the application role: ORM sessions and bare driver connections, the two primitives
+that `tenants.scope.TenantScope` (the one door to tenant data) opens transactions on."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from quorum.settings import Settings
 
@@ -21,7 +21,6 @@ _CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError,
 _SERVER_SETTINGS = {"application_name": "quorum", "statement_timeout": "30000"}
 # Connection exceptions (class 08), and admin shutdown, crash shutdown, cannot connect now (57P01-57P03).
 _SERVER_GONE = ("08", "57P01", "57P02", "57P03")
-_SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant_id, true)")
 
 
 def async_url(url: str) -> str:
@@ -78,18 +77,11 @@ def _replace_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any)
 
 
 class Database:
-    """Sessions on the application role. Every transaction names its tenant, or none."""
+    """The application role's pool. Tenant transactions are opened only through `tenants.scope.TenantScope`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-    @asynccontextmanager
-    async def transaction(self, tenant_id: uuid.UUID | None) -> AsyncIterator[AsyncSession]:
-        """A transaction in which row-level security shows only `tenant_id`'s rows (none when None)."""
-        async with self.sessions() as session, session.begin():
-            await set_tenant(session, tenant_id)
-            yield session
 
     @asynccontextmanager
     async def driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -113,27 +105,5 @@ class Database:
                 if driver.is_closed() or driver.is_in_transaction():
                     await connection.invalidate()
 
-    @asynccontextmanager
-    async def tenant_connection(self, tenant_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
-        """`transaction(tenant_id)` on asyncpg itself (`driver_connection`): one round trip begins it and
-        sets the tenant, and it commits when the block ends. A failed statement rolls it back; a cancelled
-        block leaves the connection to be discarded, which the server rolls back."""
-        tenant = str(uuid.UUID(str(tenant_id)))  # a UUID's text: safe to put in the statement
-        async with self.driver_connection() as conn:
-            await conn.execute(f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true)")
-            try:
-                yield conn
-            except Exception:
-                if not conn.is_closed():
-                    with suppress(Exception):  # else the connection is discarded as still in it
-                        await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
-
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-async def set_tenant(session: AsyncSession, tenant_id: uuid.UUID | None) -> None:
-    """Scope the current transaction to one tenant (transaction-local, so a pooled connection forgets it)."""
-    await session.execute(_SET_TENANT, {"tenant_id": str(tenant_id) if tenant_id else ""})

@@ -15,11 +15,11 @@ from uuid_utils.compat import uuid7
 from quorum.database import Database
 from tenants import audit
 from tenants.audit import AuditAction
-from tenants.context import TenantDatabase
 from tenants.errors import Conflict, Unauthenticated
-from tenants.models import AuthSession, RefreshToken, Tenant, User, UserRole
+from tenants.models import AuditEvent, AuthSession, RefreshToken, Tenant, User, UserRole
 from tenants.passwords import PasswordHashing
 from tenants.principal import ROLE_SCOPES, Principal, PrincipalKind
+from tenants.scope import TenantScope
 from tenants.tokens import ACCESS, REFRESH, InvalidToken, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ class ClientInfo(msgspec.Struct, frozen=True):
 class AccountService:
     def __init__(self, db: Database, signer: TokenSigner, passwords: PasswordHashing) -> None:
         self.db = db
-        self.tenants = TenantDatabase(db)
         self.signer = signer
         self.passwords = passwords
 
@@ -80,8 +79,10 @@ class AccountService:
             scopes=ROLE_SCOPES.get(claims.role, frozenset()), session_id=claims.sid,
         )
 
-    def transaction(self, principal: Principal):  # noqa: ANN201 - see TenantDatabase.transaction
-        return self.tenants.transaction(principal)
+    async def audit_page(self, principal: Principal, *, limit: int, before: uuid.UUID | None) -> list[AuditEvent]:
+        """The tenant's audit log, newest first (`audit.page`)."""
+        async with TenantScope.of(principal).session(self.db) as session:
+            return await audit.page(session, limit=limit, before=before)
 
     # -- registration and login --------------------------------------------------------------------
 
@@ -91,7 +92,7 @@ class AccountService:
         tenant = Tenant(id=uuid7(), name=tenant_name or email.split("@")[0])
         try:
             # The new tenant's own scope: row-level security checks every insert against it.
-            async with self.db.transaction(tenant.id) as session:
+            async with TenantScope.of(tenant.id).session(self.db) as session:
                 user = User(tenant_id=tenant.id, email=email, password_hash=password_hash,
                             role=UserRole.OWNER, password_changed_at=utcnow())
                 session.add(tenant)
@@ -108,22 +109,22 @@ class AccountService:
 
     async def login(self, email: str, password: str, client: ClientInfo) -> TokenPair:
         email = normalise_email(email)
-        async with self.db.transaction(None) as session:
+        async with TenantScope.of(None).session(self.db) as session:
             found = (await session.execute(_FIND_LOGIN, {"email": email})).first()
         if found is None:
             await self.passwords.verify(None, password)  # same cost as a wrong password
             raise Unauthenticated("wrong email or password")
         user_id, tenant_id = found
-        async with self.db.transaction(tenant_id) as session:
+        async with TenantScope.of(tenant_id).session(self.db) as session:
             user = await session.get(User, user_id)
         if user is None or not await self.passwords.verify(user.password_hash, password) or not user.is_active:
-            async with self.db.transaction(tenant_id) as session:
+            async with TenantScope.of(tenant_id).session(self.db) as session:
                 audit.record(session, tenant_id=tenant_id, actor_id=user_id, action=AuditAction.LOGIN_FAILED,
                              target_type="user", target_id=user_id, client_ip=client.ip)
             if user is not None and user.is_active is False:
                 raise Unauthenticated("this account is deactivated")
             raise Unauthenticated("wrong email or password")
-        async with self.db.transaction(tenant_id) as session:
+        async with TenantScope.of(tenant_id).session(self.db) as session:
             await session.execute(update(User).where(User.id == user_id).values(last_login_at=utcnow()))
             audit.record(session, tenant_id=tenant_id, actor_id=user_id, action=AuditAction.LOGIN,
                          target_type="user", target_id=user_id, client_ip=client.ip,
@@ -136,7 +137,7 @@ class AccountService:
             claims = self.signer.verify(refresh_token, REFRESH)
         except InvalidToken as exc:
             raise Unauthenticated("the refresh token is invalid or expired") from exc
-        async with self.db.transaction(claims.tid) as session:
+        async with TenantScope.of(claims.tid).session(self.db) as session:
             row = (await session.execute(
                 select(RefreshToken, AuthSession, User)
                 .join(AuthSession, AuthSession.id == RefreshToken.session_id)
@@ -167,7 +168,7 @@ class AccountService:
         return pair
 
     async def logout(self, principal: Principal) -> None:
-        async with self.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             await session.execute(
                 update(AuthSession).where(AuthSession.id == principal.session_id)
                 .values(revoked_at=utcnow(), revoked_reason="logout")
@@ -175,7 +176,7 @@ class AccountService:
 
     async def me(self, principal: Principal) -> Me:
         # The hottest authenticated read (the app asks on every start): the driver path, one query.
-        async with self.tenants.reading(principal) as connection:
+        async with TenantScope.of(principal).connection(self.db, read_only=True) as connection:
             row = await connection.fetchrow(_ME, principal.user_id)
         if row is None:
             raise Unauthenticated("the session has ended; log in again")
@@ -183,13 +184,13 @@ class AccountService:
 
     async def change_password(self, principal: Principal, current: str, new: str, client: ClientInfo) -> None:
         """Set a new password and end every other session of the user."""
-        async with self.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             user = await session.get(User, principal.user_id)
         assert user is not None
         if not await self.passwords.verify(user.password_hash, current):
             raise Unauthenticated("the current password is wrong")
         new_hash = await self.passwords.hash(new)
-        async with self.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             await session.execute(
                 update(User).where(User.id == user.id).values(password_hash=new_hash, password_changed_at=utcnow())
             )

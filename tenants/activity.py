@@ -17,10 +17,11 @@ import msgspec
 from sqlalchemy import BigInteger, Select, and_, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenants.context import TenantDatabase
+from quorum.database import Database
 from tenants.errors import NotFound
 from tenants.models import Bot, Cycle, Order, Position
 from tenants.principal import Principal
+from tenants.scope import TenantScope
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,7 +128,7 @@ class DecisionEntry(msgspec.Struct, frozen=True, kw_only=True):
     details: DecisionDetails
 
 
-# The app's most read list, so it is read on the driver (`TenantDatabase.reading`): the record arrives as
+# The app's most read list, so it is read on the driver (`TenantScope.connection`): the record arrives as
 # JSON text and is decoded once, straight into what is shown (through the ORM it was parsed to dicts, then
 # converted, at several times the cost of the query).
 _DECISION_COLUMNS = (
@@ -160,8 +161,8 @@ class Performance(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ActivityService:
-    def __init__(self, tenants: TenantDatabase) -> None:
-        self.tenants = tenants
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def decisions(self, principal: Principal, bot_id: uuid.UUID | None, where: ActivityFilter, limit: int,
                         cursor: uuid.UUID | None = None, *, require_bot: bool = True) -> Page[DecisionEntry]:
@@ -185,7 +186,7 @@ class ActivityService:
             conditions.append(f"id < {arg(cursor)}")
         query = (f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE {' AND '.join(conditions)} "  # noqa: S608 - no values
                  f"ORDER BY id DESC LIMIT {arg(limit + 1)}")
-        async with self.tenants.reading(principal) as connection:
+        async with TenantScope.of(principal).connection(self.db, read_only=True) as connection:
             if bot_id is not None and require_bot and not await connection.fetchval(
                 _BOT_EXISTS, principal.tenant_id, bot_id
             ):
@@ -247,7 +248,7 @@ class ActivityService:
         open_query = select(func.count(), func.coalesce(func.sum(Position.unrealized_pnl), 0)).where(
             Position.tenant_id == principal.tenant_id, Position.bot_id == bot_id, Position.status == "open"
         )
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             await _require_bot(session, principal, bot_id)
             curve = [EquityPoint(at=r.created_at, equity=r.equity) for r in (await session.execute(curve_query))]
             drawdown_ratio, drawdown = (await session.execute(drawdown_query)).one()
@@ -283,7 +284,7 @@ class ActivityService:
         if cursor is not None:
             query = query.where(model.id < cursor)
         query = query.order_by(model.id.desc()).limit(limit + 1)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             if bot_id is not None and require_bot:
                 await _require_bot(session, principal, bot_id)
             rows = list((await session.scalars(query)).all())

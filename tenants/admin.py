@@ -25,6 +25,7 @@ from uuid_utils.compat import uuid7
 from quorum.database import Database
 from tenants.errors import Forbidden, NotFound, Unprocessable
 from tenants.principal import Principal, PrincipalKind
+from tenants.scope import TenantScope
 
 # Written by the dispatcher (workers/dispatch.py) and the LLM circuit breaker (workers/brain/breaker.py);
 # tests/test_admin.py checks these match theirs.
@@ -104,7 +105,7 @@ class AdminService:
     async def is_admin(self, principal: Principal) -> bool:
         if principal.kind is not PrincipalKind.USER or principal.session_id is None:
             return False  # an API key never operates the platform
-        async with self.db.transaction(None) as session:
+        async with TenantScope.of(None).session(self.db) as session:
             return bool(await session.scalar(_IS_ADMIN, {"user": principal.user_id, "session": principal.session_id}))
 
     async def tenants(self, principal: Principal, limit: int, cursor: uuid.UUID | None) -> AdminPage:
@@ -130,7 +131,7 @@ class AdminService:
 
     async def _call(self, statement, principal: Principal, **params: object) -> list[dict]:  # noqa: ANN001
         try:
-            async with self.db.transaction(None) as session:
+            async with TenantScope.of(None).session(self.db) as session:
                 result = await session.execute(
                     statement, {"user": principal.user_id, "session": principal.session_id, **params}
                 )

@@ -23,10 +23,10 @@ from uuid_utils.compat import uuid7
 from quorum.database import Database
 from tenants import audit
 from tenants.audit import AuditAction
-from tenants.context import TenantDatabase
 from tenants.errors import Forbidden, NotFound, Unauthenticated, Unprocessable
 from tenants.models import ApiKey
 from tenants.principal import Principal, PrincipalKind, Scope
+from tenants.scope import TenantScope
 
 API_KEY_PREFIX = "qk_"
 # An API key may hold any scope but the account's own: it cannot change passwords, end sessions or mint keys.
@@ -60,7 +60,6 @@ def utcnow() -> datetime.datetime:
 class ApiKeyService:
     def __init__(self, db: Database, redis: Redis, hash_key: str, default_rate_limit_per_minute: int) -> None:
         self.db = db
-        self.tenants = TenantDatabase(db)
         self.redis = redis
         self._hash_key = hash_key.encode()
         self.default_rate_limit_per_minute = default_rate_limit_per_minute
@@ -82,7 +81,7 @@ class ApiKeyService:
         plaintext = f"{API_KEY_PREFIX}{encode_key_id(key_id)}_{secrets.token_urlsafe(32)}"
         key = ApiKey(id=key_id, tenant_id=principal.tenant_id, user_id=principal.user_id, name=name.strip(),
                      secret_hash=self._hash(plaintext), scopes=sorted(granted), rate_limit_per_minute=limit)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             session.add(key)
             await session.flush()
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.API_KEY_CREATED,
@@ -92,7 +91,7 @@ class ApiKeyService:
 
     async def list(self, principal: Principal) -> list[ApiKey]:
         _require_user(principal)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             result = await session.scalars(
                 select(ApiKey).where(ApiKey.tenant_id == principal.tenant_id).order_by(ApiKey.created_at, ApiKey.id)
             )
@@ -101,7 +100,7 @@ class ApiKeyService:
     async def revoke(self, principal: Principal, key_id: uuid.UUID, client_ip: str = "") -> None:
         """Revoke at once; revoking a revoked key changes nothing. Unknown ids (or another tenant's) are 404."""
         _require_user(principal)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             key = await session.scalar(
                 select(ApiKey).where(ApiKey.tenant_id == principal.tenant_id, ApiKey.id == key_id).with_for_update()
             )
@@ -119,7 +118,7 @@ class ApiKeyService:
         """The caller a key stands for, and its rate limit per minute; 401 for anything not a live key."""
         key_id = _parse(token)
         # No tenant yet: the one cross-tenant lookup is the SECURITY DEFINER function, by key id only.
-        async with self.db.transaction(None) as session:
+        async with TenantScope.of(None).session(self.db) as session:
             row = (await session.execute(_FIND_KEY, {"id": key_id})).first()
         if row is None or not hmac.compare_digest(bytes(row.secret_hash), self._hash(token)):
             raise Unauthenticated("the API key is invalid or revoked")
@@ -135,7 +134,7 @@ class ApiKeyService:
         if not await self.redis.set(f"quorum:apikey:used:{principal.api_key_id}", 1, nx=True,
                                     ex=_LAST_USED_EVERY_SECONDS):
             return
-        async with self.db.transaction(principal.tenant_id) as session:
+        async with TenantScope.of(principal.tenant_id).session(self.db) as session:
             await session.execute(update(ApiKey).where(ApiKey.id == principal.api_key_id).values(last_used_at=utcnow()))
 
     def _hash(self, plaintext: str) -> bytes:

@@ -16,14 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenants import audit, bot_limits
+from quorum.database import Database
+from tenants import audit, bot_limits, bot_queries
 from tenants.audit import AuditAction
 from tenants.bot_limits import BotMode, BrainKind
-from tenants.context import TenantDatabase
+from tenants.bot_queries import BotRecord
 from tenants.errors import NotFound, Unprocessable
 from tenants.exchange_catalog import PAPER
 from tenants.models import Bot, ExchangeKey
 from tenants.principal import Principal
+from tenants.scope import TenantScope
 
 # The wire names of the fields, for error messages and audit details.
 _WIRE_NAMES = {
@@ -71,19 +73,19 @@ class BotChanges(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class BotPage(msgspec.Struct, frozen=True):
-    items: list[Bot]
+    items: list[BotRecord]
     next_cursor: uuid.UUID | None
 
 
 class BotService:
-    def __init__(self, tenants: TenantDatabase, default_symbols: tuple[str, ...] = ()) -> None:
-        self.tenants = tenants
+    def __init__(self, db: Database, default_symbols: tuple[str, ...] = ()) -> None:
+        self.db = db
         # The default bot's symbols when the deployment sets them (the offline embedded default trades
         # the markets it has recorded candles for); else bot_limits.DEFAULT_SYMBOLS.
         self.default_symbols = default_symbols
 
     async def create(self, principal: Principal, settings: BotSettings, client_ip: str = "") -> Bot:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             bot = Bot(tenant_id=principal.tenant_id, is_active=False, is_default=False)
             _apply(bot, msgspec.structs.asdict(settings))
             await _check(session, principal, bot)
@@ -94,22 +96,21 @@ class BotService:
 
     async def list(self, principal: Principal, limit: int, cursor: uuid.UUID | None = None) -> BotPage:
         """Newest first (ids are UUIDv7), keyset-paginated: pass the page's `next_cursor` to get the next."""
-        query = select(Bot).where(Bot.tenant_id == principal.tenant_id).order_by(Bot.id.desc()).limit(limit + 1)
-        if cursor is not None:
-            query = query.where(Bot.id < cursor)
-        async with self.tenants.transaction(principal) as session:
-            bots = list((await session.scalars(query)).all())
-        more = len(bots) > limit
-        bots = bots[:limit]
-        return BotPage(items=bots, next_cursor=bots[-1].id if more else None)
+        async with TenantScope.of(principal).connection(self.db, read_only=True) as connection:
+            rows = await connection.fetch(bot_queries.LIST, principal.tenant_id, limit + 1, cursor)
+        bots = [bot_queries.record(r) for r in rows[:limit]]
+        return BotPage(items=bots, next_cursor=bots[-1].id if len(rows) > limit else None)
 
-    async def get(self, principal: Principal, bot_id: uuid.UUID) -> Bot:
-        async with self.tenants.transaction(principal) as session:
-            return await _find(session, principal, bot_id, lock=False)
+    async def get(self, principal: Principal, bot_id: uuid.UUID) -> BotRecord:
+        async with TenantScope.of(principal).connection(self.db, read_only=True) as connection:
+            row = await connection.fetchrow(bot_queries.GET, bot_id, principal.tenant_id)
+        if row is None:
+            raise NotFound("no bot with this id")
+        return bot_queries.record(row)
 
     async def update(self, principal: Principal, bot_id: uuid.UUID, changes: BotChanges, client_ip: str = "") -> Bot:
         values = {k: v for k, v in msgspec.structs.asdict(changes).items() if v is not msgspec.UNSET}
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             if values:
                 _apply(bot, values)
@@ -120,14 +121,14 @@ class BotService:
         return bot
 
     async def delete(self, principal: Principal, bot_id: uuid.UUID, client_ip: str = "") -> None:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             await session.delete(bot)
             _audit(session, principal, AuditAction.BOT_DELETED, bot, client_ip, {"name": bot.name})
 
     async def start(self, principal: Principal, bot_id: uuid.UUID, client_ip: str = "") -> Bot:
         """Activate the bot after checking its configuration again (a linked key may have changed)."""
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             await _check(session, principal, bot)
             was_active = bot.is_active
@@ -138,7 +139,7 @@ class BotService:
         return bot
 
     async def stop(self, principal: Principal, bot_id: uuid.UUID, client_ip: str = "") -> Bot:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             was_active = bot.is_active
             bot.is_active = False
@@ -148,12 +149,12 @@ class BotService:
 
     async def get_default_config(self, principal: Principal, client_ip: str = "") -> Bot:
         """The tenant's default bot, created (paper, rules brain, BTC/USDT) the first time it is asked for."""
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             return await _default_bot(session, principal, client_ip, self.default_symbols)
 
     async def put_default_config(self, principal: Principal, settings: BotSettings, client_ip: str = "") -> Bot:
         """Replace the default bot's whole configuration; its id, active flag and history stay."""
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             bot = await _default_bot(session, principal, client_ip)
             _apply(bot, msgspec.structs.asdict(settings))
             await _check(session, principal, bot)

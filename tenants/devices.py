@@ -15,11 +15,12 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from uuid_utils.compat import uuid7
 
-from tenants.context import TenantDatabase
+from quorum.database import Database
 from tenants.errors import Forbidden, NotFound, Unprocessable
 from tenants.events import EventType
 from tenants.notify_models import Device, DevicePlatform, NotificationPreferences
 from tenants.principal import Principal, PrincipalKind
+from tenants.scope import TenantScope
 
 # What a phone is told about, unless its user says otherwise. Decisions and orders come every cycle:
 # they belong on the live stream, not on a lock screen.
@@ -52,15 +53,15 @@ def utcnow() -> datetime.datetime:
 
 
 class DeviceService:
-    def __init__(self, tenants: TenantDatabase) -> None:
-        self.tenants = tenants
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def register(self, principal: Principal, registration: DeviceRegistration) -> Device:
         """Register (or refresh) the caller's device. A token already known moves to the caller, in this
         tenant and out of any other: the phone is now the caller's."""
         _require_user(principal)
         now = utcnow()
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             await session.execute(_RELEASE_TOKEN, {"token": registration.token})
             count = await session.scalar(
                 select(func.count()).select_from(Device)
@@ -84,7 +85,7 @@ class DeviceService:
 
     async def list(self, principal: Principal) -> list[Device]:
         _require_user(principal)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             result = await session.scalars(
                 select(Device).where(Device.tenant_id == principal.tenant_id, Device.user_id == principal.user_id)
                 .order_by(Device.id.desc())
@@ -94,7 +95,7 @@ class DeviceService:
     async def unregister(self, principal: Principal, device_id: uuid.UUID) -> None:
         """Remove one of the caller's devices; another user's (or tenant's) id is 404."""
         _require_user(principal)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             removed = await session.execute(
                 delete(Device).where(Device.tenant_id == principal.tenant_id, Device.user_id == principal.user_id,
                                      Device.id == device_id)
@@ -104,7 +105,7 @@ class DeviceService:
 
     async def preferences(self, principal: Principal) -> dict[EventType, bool]:
         _require_user(principal)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             stored = await session.scalar(
                 select(NotificationPreferences.push).where(NotificationPreferences.tenant_id == principal.tenant_id,
                                                            NotificationPreferences.user_id == principal.user_id)
@@ -120,7 +121,7 @@ class DeviceService:
                                 errors=[{"field": "push", "message": f"not pushable: {', '.join(unknown)}"}])
         values = {t.value: bool(v) for t, v in push.items()}
         now = utcnow()
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             statement = insert(NotificationPreferences).values(
                 id=uuid7(), tenant_id=principal.tenant_id, user_id=principal.user_id, push=values,
                 created_at=now, updated_at=now,

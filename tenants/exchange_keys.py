@@ -12,13 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
+from quorum.database import Database
 from tenants import audit
 from tenants.audit import AuditAction
-from tenants.context import TenantDatabase
 from tenants.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from tenants.exchange_catalog import PAPER, is_supported
 from tenants.models import Bot, ExchangeKey
 from tenants.principal import Principal
+from tenants.scope import TenantScope
 from tenants.vault import FieldContext, Vault
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ def key_contexts(key: ExchangeKey) -> tuple[FieldContext, FieldContext, FieldCon
 
 
 class ExchangeKeyService:
-    def __init__(self, tenants: TenantDatabase, vault: Vault, checker: KeyCheckGateway) -> None:
-        self.tenants = tenants
+    def __init__(self, db: Database, vault: Vault, checker: KeyCheckGateway) -> None:
+        self.db = db
         self.vault = vault
         self.checker = checker
 
@@ -103,7 +104,7 @@ class ExchangeKeyService:
             warnings.append(NO_IP_WHITELIST)
         if outcome.can_withdraw is None:
             warnings.append(PERMISSIONS_UNKNOWN)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             await session.execute(
                 update(ExchangeKey).where(ExchangeKey.id == key.id).values(
                     status="active", can_withdraw=outcome.can_withdraw, ip_whitelisted=outcome.ip_whitelisted,
@@ -116,14 +117,14 @@ class ExchangeKeyService:
             return await session.get_one(ExchangeKey, key.id, populate_existing=True)
 
     async def list(self, principal: Principal) -> list[ExchangeKey]:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             rows = await session.scalars(
                 select(ExchangeKey).where(ExchangeKey.status == "active").order_by(ExchangeKey.created_at.desc())
             )
             return list(rows)
 
     async def get(self, principal: Principal, key_id: uuid.UUID) -> ExchangeKey:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             key = await session.scalar(
                 select(ExchangeKey).where(ExchangeKey.id == key_id, ExchangeKey.status == "active")
             )
@@ -134,7 +135,7 @@ class ExchangeKeyService:
     async def delete(self, principal: Principal, key_id: uuid.UUID, client_ip: str) -> None:
         key = await self.get(principal, key_id)
         try:
-            async with self.tenants.transaction(principal) as session:
+            async with TenantScope.of(principal).session(self.db) as session:
                 in_use = await session.scalar(select(Bot.id).where(Bot.exchange_key_id == key_id).limit(1))
                 if in_use is not None:
                     raise Conflict("a bot uses this key: point the bot at another key or delete it first")
@@ -150,7 +151,7 @@ class ExchangeKeyService:
     async def _store(self, principal: Principal, new: NewExchangeKey, client_ip: str, status: str) -> ExchangeKey:
         key = ExchangeKey(id=uuid7(), tenant_id=principal.tenant_id, exchange=new.exchange, label=new.label,
                           testnet=new.testnet, status=status, warnings=[])
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             if new.api_key and new.secret and new.exchange != PAPER:
                 api_ctx, secret_ctx, pass_ctx = key_contexts(key)
                 key.api_key_last4 = new.api_key[-4:]
@@ -166,14 +167,14 @@ class ExchangeKeyService:
         return key
 
     async def _refuse(self, principal: Principal, key: ExchangeKey, client_ip: str, reason: str) -> None:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             await self._shred(session, key.id)
             audit.record(session, tenant_id=principal.tenant_id, actor=principal,
                          action=AuditAction.EXCHANGE_KEY_REFUSED, target_type="exchange_key", target_id=key.id,
                          client_ip=client_ip, details={"exchange": key.exchange, "reason": reason})
 
     async def _destroy(self, principal: Principal, key_id: uuid.UUID) -> None:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             await self._shred(session, key_id)
 
     @staticmethod

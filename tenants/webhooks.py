@@ -38,13 +38,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
+from quorum.database import Database
 from tenants import audit
 from tenants.audit import AuditAction
-from tenants.context import TenantDatabase
 from tenants.errors import Conflict, NotFound, Unprocessable
 from tenants.events import EventMessage, EventType
 from tenants.notify_models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 from tenants.principal import Principal
+from tenants.scope import TenantScope
 from tenants.vault import FieldContext, Vault
 
 SECRET_PREFIX = "whsec_"
@@ -211,8 +212,8 @@ def utcnow() -> datetime.datetime:
 
 
 class WebhookService:
-    def __init__(self, tenants: TenantDatabase, vault: Vault, queue: WebhookQueue, *, allow_private: bool) -> None:
-        self.tenants = tenants
+    def __init__(self, db: Database, vault: Vault, queue: WebhookQueue, *, allow_private: bool) -> None:
+        self.db = db
         self.vault = vault
         self.queue = queue
         self.allow_private = allow_private
@@ -223,7 +224,7 @@ class WebhookService:
         await self._check_url(settings.url)
         event_types = _subscriptions(settings.event_types)
         secret = new_secret()
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             count = await session.scalar(select(func.count()).select_from(WebhookEndpoint)
                                          .where(WebhookEndpoint.tenant_id == principal.tenant_id))
             if (count or 0) >= MAX_ENDPOINTS_PER_TENANT:
@@ -241,7 +242,7 @@ class WebhookService:
         return endpoint, secret
 
     async def list(self, principal: Principal) -> list[WebhookEndpoint]:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             result = await session.scalars(
                 select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == principal.tenant_id)
                 .order_by(WebhookEndpoint.id.desc())
@@ -249,7 +250,7 @@ class WebhookService:
             return list(result)
 
     async def get(self, principal: Principal, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             return await _find(session, principal, endpoint_id)
 
     async def update(self, principal: Principal, endpoint_id: uuid.UUID, changes: EndpointChanges,
@@ -257,7 +258,7 @@ class WebhookService:
         """Change some fields; `active: true` re-enables a disabled endpoint and forgets its failures."""
         if changes.url is not msgspec.UNSET:
             await self._check_url(changes.url)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             endpoint = await _find(session, principal, endpoint_id, lock=True)
             changed: list[str] = []
             if changes.url is not msgspec.UNSET:
@@ -290,7 +291,7 @@ class WebhookService:
                                 errors=[{"field": "overlapHours", "message": "between 0 and 168 hours"}])
         secret = new_secret()
         now = utcnow()
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             endpoint = await _find(session, principal, endpoint_id, lock=True)
             if overlap:
                 replaced = await self.vault.decrypt(session, secret_context(endpoint), endpoint.secret_ciphertext)
@@ -309,7 +310,7 @@ class WebhookService:
         return endpoint, secret
 
     async def delete(self, principal: Principal, endpoint_id: uuid.UUID, client_ip: str = "") -> None:
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             endpoint = await _find(session, principal, endpoint_id, lock=True)
             await session.delete(endpoint)
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.WEBHOOK_DELETED,
@@ -326,7 +327,7 @@ class WebhookService:
             query = query.where(WebhookDelivery.id < cursor)
         if status is not None:
             query = query.where(WebhookDelivery.status == status.value)
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             await _find(session, principal, endpoint_id)
             rows = list((await session.scalars(query)).all())
         more = len(rows) > limit
@@ -335,7 +336,7 @@ class WebhookService:
 
     async def send_test(self, principal: Principal, endpoint_id: uuid.UUID) -> WebhookDelivery:
         """Queue a `test` event to this endpoint (even a disabled one: that is how its owner checks a fix)."""
-        async with self.tenants.transaction(principal) as session:
+        async with TenantScope.of(principal).session(self.db) as session:
             endpoint = await _find(session, principal, endpoint_id)
             now = utcnow()
             message = EventMessage(id=uuid7(), tenant_id=principal.tenant_id, bot_id=None, type=EventType.TEST,

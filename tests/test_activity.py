@@ -16,6 +16,7 @@ from uuid_utils.compat import uuid7
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
 from tenants.models import Cycle, DecisionLog, Order, Position
+from tenants.scope import TenantScope
 from tests.brain.builders import bot as bot_config
 from tests.brain.builders import inputs as decision_inputs
 from tests.conftest import Account, register
@@ -46,7 +47,7 @@ async def _cycle(db: Database, tenant: uuid.UUID, bot: uuid.UUID, at: datetime.d
                  equity: Decimal | None = None) -> uuid.UUID:
     cycle = Cycle(id=uuid7(), tenant_id=tenant, bot_id=bot, slot=int(at.timestamp()), status="completed",
                   attempts=1, equity=equity, created_at=at, updated_at=at)
-    async with db.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(db) as session:
         session.add(cycle)
     return cycle.id
 
@@ -65,7 +66,7 @@ async def _decision(db: Database, tenant: uuid.UUID, bot: uuid.UUID, cycle: uuid
         fingerprint=record.fingerprint, latency_ms=record.latency_ms, cost_usd=Decimal("0.00012"),
         record=msgspec.to_builtins(record), created_at=at, updated_at=at,
     )
-    async with db.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(db) as session:
         session.add(row)
     return row.id
 
@@ -81,7 +82,7 @@ async def _position(db: Database, tenant: uuid.UUID, bot: uuid.UUID, *, symbol: 
         close_reason="take_profit" if closed else None, opened_at=at, opened_market_ms=int(at.timestamp() * 1000),
         closed_at=at + datetime.timedelta(hours=1) if closed else None, created_at=at, updated_at=at,
     )
-    async with db.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(db) as session:
         session.add(row)
     return row.id
 
@@ -162,7 +163,7 @@ async def test_orders_and_positions_are_listed_with_exact_decimals(
                   side="buy", type="market",
                   amount=Decimal("0.123456789012345678"), status="filled", filled=Decimal("0.123456789012345678"),
                   average_price=Decimal("2500.5"), fee=Decimal("0.0003"), created_at=T0, updated_at=T0)
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         session.add(order)
     open_id = await _position(database, tenant, bot, symbol="ETH/USDT", realized=None)
     closed_id = await _position(database, tenant, bot, symbol="BTC/USDT", realized="1.9")

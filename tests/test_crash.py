@@ -32,6 +32,7 @@ from sqlalchemy import select
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
 from tenants.models import Cycle, Fill, Order, Position
+from tenants.scope import TenantScope
 from tests.conftest import REPO_ROOT, child_environ, register
 from tests.fakes.bybit_v5 import FakeBybitV5, Fault
 from tests.fakes.openai_server import FakeOpenAI, completion
@@ -134,7 +135,7 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
     redis = Redis.from_url(settings.redis_url)
 
     async def orders() -> list[Order]:
-        async with database.transaction(tenant) as session:
+        async with TenantScope.of(tenant).session(database) as session:
             return list((await session.scalars(select(Order).where(Order.bot_id == bot_id))).all())
 
     worker = start_worker(settings, env, queue, log)
@@ -166,7 +167,7 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
         assert report.due >= 1
 
         async def resolved() -> bool:
-            async with database.transaction(tenant) as session:
+            async with TenantScope.of(tenant).session(database) as session:
                 statuses = (await session.scalars(select(Cycle.status).where(Cycle.bot_id == bot_id))).all()
             return [o.status for o in await orders()] == ["filled"] and "running" not in statuses
         await wait_for(resolved, 90, "the resumed cycle to resolve the order", log)
@@ -180,7 +181,7 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
     assert order.exchange_order_id == on_exchange[0].order_id
     assert order.client_order_id == on_exchange[0].order_link_id
     assert order.filled == on_exchange[0].qty
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         fills = (await session.scalars(select(Fill).where(Fill.bot_id == bot_id))).all()
         positions = (await session.scalars(select(Position).where(Position.bot_id == bot_id))).all()
         cycles = (await session.scalars(select(Cycle).where(Cycle.bot_id == bot_id))).all()

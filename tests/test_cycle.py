@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
 from tenants.models import Cycle, DecisionLog, Event, Fill, Order, PaperAccount, Position
+from tenants.scope import TenantScope
 from tenants.vault import LocalMasterKeys, Vault
 from tests.conftest import Account, register
 from workers.brain.breaker import RedisCircuitBreaker
@@ -128,7 +129,7 @@ async def new_bot(client: AsyncTestClient, account: Account, **changes: object) 
 
 
 async def rows(database: Database, tenant: uuid.UUID, model: type, bot_id: uuid.UUID) -> list:
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         return list((await session.scalars(select(model).where(model.bot_id == bot_id).order_by(model.id))).all())
 
 
@@ -214,7 +215,7 @@ async def test_an_open_fills_on_paper_with_fee_and_slippage_and_the_stop_or_targ
     assert position.status == "closed" and position.close_reason in ("stop_loss", "take_profit")
     level = position.stop_loss if position.close_reason == "stop_loss" else position.take_profit
     assert position.exit_price == level
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         kinds = set((await session.scalars(select(Event.type).where(Event.bot_id == bot_id))).all())
     assert {"decision", "order", "trade.opened", f"trade.{position.close_reason}"} <= kinds
     (account_row,) = await rows(database, tenant, PaperAccount, bot_id)
@@ -286,7 +287,7 @@ async def test_dispatch_enqueues_each_due_bot_once_with_ids_only(
 
 
 async def test_a_cycle_counts_in_sql(database: Database) -> None:
-    async with database.transaction(None) as session:
+    async with TenantScope.of(None).session(database) as session:
         assert await session.scalar(select(func.count()).select_from(Cycle)) == 0  # no tenant: RLS shows nothing
 
 

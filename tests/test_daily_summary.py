@@ -26,6 +26,7 @@ from quorum.settings import Settings
 from tenants.events import EventMessage, EventType
 from tenants.models import Cycle, DecisionLog, Event, Fill, Order, PaperAccount, Position
 from tenants.notify_models import DailySummary
+from tenants.scope import TenantScope
 from tests.conftest import Account, register
 from tests.fakes.fcm import FakeFcm
 from workers.notify.delivery import deliver_event
@@ -87,7 +88,7 @@ class Day:
 
     async def cycle(self, when: datetime.datetime, equity: str | None, decisions: int = 1) -> None:
         cycle_id = uuid7_at(when)
-        async with self.database.transaction(self.tenant) as session:
+        async with TenantScope.of(self.tenant).session(self.database) as session:
             await session.execute(insert(Cycle).values(
                 id=cycle_id, tenant_id=self.tenant, bot_id=self.bot, slot=int(when.timestamp()), status="completed",
                 attempts=1, finished_at=when, duration_ms=120.0, equity=Decimal(equity) if equity else None,
@@ -102,7 +103,7 @@ class Day:
     async def trade(self, opened: datetime.datetime, closed: datetime.datetime | None, *, pnl: str = "0",
                     entry_fee: str = "0.1", exit_fee: str = "0.1") -> None:
         """A long opened at `opened` (its entry fill) and, if `closed`, closed then with `pnl` after fees."""
-        async with self.database.transaction(self.tenant) as session:
+        async with TenantScope.of(self.tenant).session(self.database) as session:
             for leg, side, when, fee in (("entry", "buy", opened, entry_fee), ("close", "sell", closed, exit_fee)):
                 if when is None:
                     continue
@@ -127,14 +128,14 @@ class Day:
 
     async def cash(self, balances: dict[str, str]) -> None:
         now = datetime.datetime.now(datetime.UTC)
-        async with self.database.transaction(self.tenant) as session:
+        async with TenantScope.of(self.tenant).session(self.database) as session:
             await session.execute(insert(PaperAccount).values(
                 id=uuid7_at(now), tenant_id=self.tenant, bot_id=self.bot, balances=balances, created_at=now,
                 updated_at=now))
 
 
 async def _summaries(database: Database, tenant: uuid.UUID) -> list[Event]:
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         return list((await session.scalars(
             select(Event).where(Event.type == EventType.DAILY_SUMMARY.value).order_by(Event.id))).all())
 
@@ -218,7 +219,7 @@ async def test_running_it_again_or_twice_at_once_records_one_summary(
     for tenant in tenants:
         assert len(await _summaries(database, tenant)) == 1
         assert await record_tenant_summary(database, tenant, day) is None  # a retry after a crash: nothing new
-        async with database.transaction(tenant) as session:
+        async with TenantScope.of(tenant).session(database) as session:
             [row] = (await session.scalars(select(DailySummary))).all()
         assert (row.day, row.bots) == (day, 1)
     delivered = [args for name, args in enqueued.tasks if args[0] in {str(t) for t in tenants}]
@@ -241,7 +242,7 @@ async def test_each_tenant_is_summarised_alone_and_only_if_its_bots_ran(
     await other_day.cycle(at(day, 9) - datetime.timedelta(days=1), "3000")  # active the day before only
 
     # The cross-tenant question returns ids and nothing else.
-    async with database.transaction(None) as session:
+    async with TenantScope.of(None).session(database) as session:
         due = await session.execute(text("SELECT * FROM daily_summary_tenants(:day, :after, 1000)"),
                                     {"day": day, "after": uuid.UUID(int=0)})
         assert list(due.keys()) == ["tenant_id"] and set(due.scalars().all()) == {a, b}
@@ -255,7 +256,7 @@ async def test_each_tenant_is_summarised_alone_and_only_if_its_bots_ran(
     assert their.payload["bots"][0]["realizedPnl"] == "-4" and str(mine.bot) not in str(their.payload)
     assert await _summaries(database, q) == []
     # Row-level security: in one tenant's context the other's summary rows do not exist.
-    async with database.transaction(a) as session:
+    async with TenantScope.of(a).session(database) as session:
         assert {r.tenant_id for r in (await session.scalars(select(DailySummary))).all()} == {a}
     # And the application role cannot reach the table except through its tenant context.
     with psycopg.connect(settings.app_database_url) as conn:

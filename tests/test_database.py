@@ -10,6 +10,7 @@ import pytest
 
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
+from tenants.scope import TenantScope
 from tests.conftest import Account, register
 
 
@@ -23,7 +24,7 @@ async def test_more_tenant_connections_at_once_than_the_pool_holds_all_go_back(
     database = Database(create_app_engine(msgspec.structs.replace(settings, database_pool_size=2)))
 
     async def one() -> int:
-        async with database.tenant_connection(tenant) as conn:
+        async with TenantScope.of(tenant).connection(database) as conn:
             await conn.execute("SELECT pg_sleep(0.02)")
             return await conn.fetchval("SELECT count(*) FROM users")
 

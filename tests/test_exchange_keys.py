@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
 from tenants.exchange_catalog import CCXT_EXCHANGES
+from tenants.scope import TenantScope
 from tenants.vault import FieldContext, LocalMasterKeys, Vault, VaultError, generate_master_key
 from tenants.vault_commands import rotate_master_key
 from tests.conftest import Account, make_settings, register
@@ -112,14 +113,14 @@ async def test_a_ciphertext_copied_to_another_row_or_tenant_fails_to_decrypt(set
     first, second = await _tenants(settings, 2)
     row, other_row = uuid.uuid4(), uuid.uuid4()
     context = FieldContext(tenant_id=first, table="exchange_keys", row_id=row, field="secret")
-    async with database.transaction(first) as session:
+    async with TenantScope.of(first).session(database) as session:
         ciphertext = await vault.encrypt(session, context, "s3cret-value")
         assert await vault.decrypt(session, context, ciphertext) == "s3cret-value"
         with pytest.raises(VaultError):
             await vault.decrypt(session, FieldContext(first, "exchange_keys", other_row, "secret"), ciphertext)
         with pytest.raises(VaultError):
             await vault.decrypt(session, FieldContext(first, "exchange_keys", row, "api_key"), ciphertext)
-    async with database.transaction(second) as session:
+    async with TenantScope.of(second).session(database) as session:
         with pytest.raises(VaultError):
             await vault.decrypt(session, FieldContext(second, "exchange_keys", row, "secret"), ciphertext)
     await database.dispose()
@@ -131,7 +132,7 @@ async def test_master_key_rotation_end_to_end(settings: Settings) -> None:
     (tenant,) = await _tenants(settings, 1)
     context = FieldContext(tenant_id=tenant, table="exchange_keys", row_id=uuid.uuid4(), field="secret")
     database = Database(create_app_engine(settings))
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         ciphertext = await Vault(LocalMasterKeys.from_setting(only_a.master_keys)).encrypt(session, context, "value")
 
     # The shared test database also holds other tests' data keys, under the session's master key.
@@ -142,7 +143,7 @@ async def test_master_key_rotation_end_to_end(settings: Settings) -> None:
     assert rotate_master_key(b_then_a).rewrapped == 0  # idempotent
 
     only_b = Vault(LocalMasterKeys.from_setting(f"b:{key_b}"))  # A removed
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         assert await only_b.decrypt(session, context, ciphertext) == "value"
     await database.dispose()
     # Hand the other tests their master key back.

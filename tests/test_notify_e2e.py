@@ -30,6 +30,7 @@ from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
 from tenants import events
 from tenants.events import EventType
+from tenants.scope import TenantScope
 from tenants.vault import LocalMasterKeys, Vault
 from tests.conftest import PASSWORD, REPO_ROOT, unique_email
 from tests.fakes.fcm import FakeFcm
@@ -204,7 +205,7 @@ async def test_a_paper_trade_reaches_its_tenants_phone_webhook_and_stream_and_no
                     opened_id = seen["trade.opened"]["id"]
 
                     # B, connected all along, gets its own next event first: nothing of A's came before it.
-                    async with database.transaction(b.id) as session:
+                    async with TenantScope.of(b.id).session(database) as session:
                         marker = await events.record(session, b.id, EventType.BOT_STATUS, {"status": "stopped"})
                     await publish_events(redis, [marker], lambda name, args: None)
                     first_for_b = await stream_b.next_event()

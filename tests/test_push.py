@@ -23,6 +23,7 @@ from tenants import events
 from tenants.events import EventMessage, EventType
 from tenants.models import Event
 from tenants.notify_models import EventDelivery
+from tenants.scope import TenantScope
 from tests.conftest import Account, eventually, register
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -75,7 +76,7 @@ async def _tenant_and_bot(client: AsyncTestClient, account: Account) -> tuple[uu
 
 async def _event(database: Database, tenant: uuid.UUID, bot: uuid.UUID | None,
                  type_: EventType = EventType.TRADE_OPENED, payload: dict | None = None) -> EventMessage:
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         return await events.record(session, tenant, type_, payload or OPENED, bot)
 
 
@@ -231,7 +232,7 @@ async def test_an_event_never_enqueued_is_swept_up_and_delivered(
     phone = await _phone(client, account)
     lost = await _event(database, tenant, bot)  # committed; the process died before enqueueing it
     held = await _event(database, tenant, bot, EventType.TRADE_CLOSED, {"symbol": "ETH/USDT", "realizedPnl": "3"})
-    async with database.transaction(tenant) as session:  # a worker claimed this one and died
+    async with TenantScope.of(tenant).session(database) as session:  # a worker claimed this one and died
         await session.execute(update(EventDelivery).where(EventDelivery.id == held.id).values(
             status="delivering", locked_until=datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)))
 
@@ -257,7 +258,7 @@ async def test_an_old_event_reaches_webhooks_but_not_lock_screens(
     assert created.status_code == 201
     message = EventMessage(id=uuid.uuid4(), tenant_id=tenant, bot_id=bot, type=EventType.TRADE_OPENED,
                            created_at=events.now() - datetime.timedelta(hours=3), payload=OPENED)
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         await session.execute(insert(Event).values(events.row(message)))
     report = await deliver_event(database, sender, tenant, message.id)
     assert report.status == "delivered" and report.pushed == 0 and len(report.webhooks) == 1
@@ -288,7 +289,7 @@ async def test_a_committed_event_reaches_phones_and_webhooks_through_the_worker(
     await eventually(lambda: fake_fcm.sent_to(phone))
     [pushed] = fake_fcm.sent_to(phone)
     assert pushed["data"]["eventId"] == str(event.id)
-    async with database.transaction(tenant) as session:  # delivered: nothing left to do for it
+    async with TenantScope.of(tenant).session(database) as session:  # delivered: nothing left to do for it
         assert await session.scalar(select(EventDelivery.id).where(EventDelivery.id == event.id)) is None
 
 
@@ -322,7 +323,7 @@ async def test_decisions_and_orders_wait_for_delivery_only_where_a_webhook_can_t
     tenant, bot = await _tenant_and_bot(client, account)
 
     async def pending(*messages: EventMessage) -> set[uuid.UUID]:
-        async with database.transaction(tenant) as session:
+        async with TenantScope.of(tenant).session(database) as session:
             ids = [m.id for m in messages]
             return set((await session.scalars(select(EventDelivery.id).where(EventDelivery.id.in_(ids)))).all())
 

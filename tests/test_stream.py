@@ -21,10 +21,10 @@ from api.stream.routes import event_stream
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
 from tenants import events
-from tenants.context import TenantDatabase
 from tenants.errors import DomainError
 from tenants.events import EventMessage, EventType
 from tenants.principal import Principal, PrincipalKind
+from tenants.scope import TenantScope
 from tests.conftest import PASSWORD, unique_email
 from workers.notify.outbox import publish_events
 
@@ -119,7 +119,7 @@ async def test_a_reconnecting_client_gets_what_it_missed_first(
     headers, tenant = await _account(api_server)
     recorded = []
     for action in ("WAIT", "OPEN_LONG", "HOLD"):
-        async with database.transaction(tenant) as session:
+        async with TenantScope.of(tenant).session(database) as session:
             recorded.append(await events.record(session, tenant, EventType.DECISION, {"action": action}))
     async with _stream(api_server, {**headers, "Last-Event-ID": str(recorded[0].id)}) as sse:
         replayed = [await sse.next_event(), await sse.next_event()]
@@ -168,7 +168,7 @@ async def test_a_logged_out_session_ends_its_stream(client: AsyncTestClient, set
 
     async def still_allowed() -> bool:
         try:
-            async with TenantDatabase(database).transaction(principal):
+            async with TenantScope.of(principal).session(database):
                 return True
         except DomainError:
             return False

@@ -23,11 +23,11 @@ from sqlalchemy import update
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
 from tenants import events
-from tenants.context import TenantDatabase
 from tenants.errors import Unprocessable
 from tenants.events import EventType
 from tenants.notify_models import WebhookDelivery, WebhookEndpoint
 from tenants.principal import Principal, PrincipalKind
+from tenants.scope import TenantScope
 from tenants.vault import LocalMasterKeys, Vault
 from tenants.webhooks import EndpointSettings, UrlRefused, WebhookService, check_webhook_url, verify_signature
 from tests.conftest import REPO_ROOT, Account, eventually, register
@@ -97,7 +97,7 @@ async def _tenant(client: AsyncTestClient, account: Account) -> uuid.UUID:
 
 async def _event(database: Database, tenant: uuid.UUID, type_: EventType = EventType.TRADE_OPENED,
                  payload: dict | None = None) -> events.EventMessage:
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         return await events.record(session, tenant, type_, payload or {"symbol": "ETH/USDT", "side": "long",
                                                                      "amount": "0.5", "entryPrice": "2500"})
 
@@ -123,7 +123,7 @@ async def _attempt(settings: Settings, database: Database, redis: Redis, tenant:
 
 async def _make_due(database: Database, tenant: uuid.UUID, delivery: uuid.UUID) -> None:
     """What waiting out the backoff does: the next attempt is due now."""
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         await session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery)
                               .values(next_attempt_at=datetime.datetime.now(datetime.UTC)))
 
@@ -183,7 +183,7 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused(
     principal = Principal(kind=PrincipalKind.API_KEY, tenant_id=uuid.UUID(me["tenant"]["id"]),
                           user_id=uuid.UUID(me["id"]), role="api_key", scopes=frozenset())
     database = Database(create_app_engine(settings))
-    production = WebhookService(TenantDatabase(database), _vault(settings), queue=None,  # type: ignore[arg-type]
+    production = WebhookService(database, _vault(settings), queue=None,  # type: ignore[arg-type]
                                 allow_private=False)
     try:
         # This machine's own name resolves to one of its addresses (loopback or private), or to nothing.
@@ -241,7 +241,7 @@ async def test_finished_deliveries_are_kept_for_30_days(
         at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=age_days)
         ms = int(at.timestamp() * 1000)
         delivery_id = uuid.UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62) | uuid.uuid4().int & ((1 << 62) - 1))
-        async with database.transaction(tenant) as session:
+        async with TenantScope.of(tenant).session(database) as session:
             session.add(WebhookDelivery(id=delivery_id, tenant_id=tenant, endpoint_id=uuid.UUID(created["id"]),
                                         event_id=uuid.uuid4(), event_type="trade.opened", payload={},
                                         status="succeeded", attempts=1, created_at=at, updated_at=at))
@@ -410,7 +410,7 @@ async def test_an_api_key_needs_the_webhook_scopes(client: AsyncTestClient, rece
 
 async def _expire_overlap(database: Database, tenant: uuid.UUID, webhook_id: str) -> None:
     """What waiting out the rotation's overlap does: it ended a moment ago."""
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == uuid.UUID(webhook_id))
                               .values(previous_secret_expires_at=datetime.datetime.now(datetime.UTC)
                                       - datetime.timedelta(seconds=1)))
@@ -453,7 +453,7 @@ async def test_a_rotated_secret_keeps_signing_through_the_overlap_then_is_erased
     after = await _send_one(settings, database, redis, tenant, receiver)
     assert after.headers["quorum-signature"].count("v1=") == 1
     assert receiver_verifies(new, after.headers, after.body) and not receiver_verifies(old, after.headers, after.body)
-    async with database.transaction(tenant) as session:
+    async with TenantScope.of(tenant).session(database) as session:
         endpoint = await session.get(WebhookEndpoint, uuid.UUID(created["id"]))
         assert endpoint is not None
         assert endpoint.previous_secret_ciphertext is None and endpoint.previous_secret_expires_at is None

@@ -40,6 +40,7 @@ from tenants.events import EventMessage, EventType
 from tenants.exchange_catalog import PAPER
 from tenants.exchange_keys import key_contexts
 from tenants.models import ExchangeKey
+from tenants.scope import TenantScope
 from tenants.vault import Vault
 from workers import ledger
 from workers.agents.analysis import market_insights, position_insight
@@ -181,7 +182,7 @@ class _Run:
 
     async def execute(self) -> CycleReport:
         env = self.env
-        async with env.database.tenant_connection(self.tenant_id) as conn:
+        async with TenantScope.of(self.tenant_id).connection(env.database) as conn:
             claim = await ledger.claim_cycle(conn, self.bot_id, self.slot)
         if claim is None:
             return CycleReport(status="skipped")
@@ -192,7 +193,7 @@ class _Run:
         key: ExchangeKey | None = None
         credentials: Credentials | None = None
         if bot.mode != PAPER and bot.exchange_key_id is not None:
-            async with env.database.transaction(self.tenant_id) as session:
+            async with TenantScope.of(self.tenant_id).session(env.database) as session:
                 key = await ledger.load_key(session, bot.exchange_key_id)
                 if key is not None:
                     credentials = await _decrypt(env.vault, session, key)
@@ -347,7 +348,7 @@ class _Run:
         leg: str,
     ) -> bool:
         """Store the intent with its decision, send it once, store the answer. True if it filled."""
-        async with self.env.database.transaction(self.tenant_id) as session:
+        async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
             await ledger.store_decisions(session, [decision_row])
             self.placed += 1
             self.events.append(await self._decision_event(session, decision_row))
@@ -392,7 +393,7 @@ class _Run:
             else:
                 await self._mark(order_id, "failed", f"{type(exc).__name__}: {exc}")
                 raise
-        async with self.env.database.transaction(self.tenant_id) as session:
+        async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
             self.events.extend(
                 await ledger.record_order(
                     session,
@@ -419,14 +420,14 @@ class _Run:
         return None
 
     async def _mark(self, order_id: uuid.UUID, status: str, error: str) -> None:
-        async with self.env.database.transaction(self.tenant_id) as session:
+        async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
             await ledger.mark_order(session, order_id, status, error[:500])
 
     async def _reconcile_orders(self, claim: ledger.Claim, exchange: Exchange) -> None:
         """Orders left without a final state (a crash, a lost answer) are looked up by client order id."""
         for pending in claim.pending:
             found = await retry_read(exchange.fetch_order_by_client_id, pending.symbol, pending.client_order_id)
-            async with self.env.database.transaction(self.tenant_id) as session:
+            async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
                 if found is None:
                     if pending.status in ("intent", "unknown"):
                         await ledger.mark_order(session, pending.id, "failed", "the exchange has no such order")
@@ -444,7 +445,7 @@ class _Run:
                     )
                 )
         if claim.pending:  # positions may have changed: read them again
-            async with self.env.database.transaction(self.tenant_id) as session:
+            async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
                 fresh = await ledger.claim_positions(session, self.bot_id)
             claim.positions = fresh
 
@@ -468,7 +469,7 @@ class _Run:
                 )
         if gone:
             closed_events: list[EventMessage] = []
-            async with self.env.database.transaction(self.tenant_id) as session:
+            async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
                 for row in gone:
                     reason, price = _how_closed(row, market.get(row.symbol))
                     closed_events += await ledger.close_position(
@@ -490,11 +491,11 @@ class _Run:
         return events.new_message(self.tenant_id, EventType.DECISION, payload, self.bot_id)
 
     async def _event(self, type_: EventType, payload: dict[str, object]) -> EventMessage:
-        async with self.env.database.transaction(self.tenant_id) as session:
+        async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
             return await events.record(session, self.tenant_id, type_, payload, self.bot_id)
 
     async def _pause(self, reason: str) -> CycleReport:
-        async with self.env.database.transaction(self.tenant_id) as session:
+        async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
             self.events.append(await ledger.pause_bot(session, self.tenant_id, self.bot_id, reason))
         return await self.finish("failed", f"bot paused: {reason}")
 
@@ -510,7 +511,7 @@ class _Run:
         assert self.cycle_id is not None
         decisions = decisions or []
         messages = [self._decision_message(r) for r in decisions]
-        async with self.env.database.tenant_connection(self.tenant_id) as conn:
+        async with TenantScope.of(self.tenant_id).connection(self.env.database) as conn:
             await ledger.finish_cycle(
                 conn,
                 self.cycle_id,

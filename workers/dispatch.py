@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from quorum.database import Database
 from tenants.admin import DISPATCH_LAST_TICK_KEY as LAST_DISPATCH_KEY  # admin status reads it
+from tenants.scope import TenantScope
 
 log = logging.getLogger(__name__)
 RUN_CYCLES_TASK = "quorum.run_cycles"
@@ -49,7 +50,7 @@ async def due_cycles(
     chunks: list[list[DueCycle]] = []
     after = uuid.UUID(int=0)
     while True:
-        async with database.transaction(None) as session:
+        async with TenantScope.of(None).session(database) as session:
             params = {"now": now, "stale": stale, "after": after, "limit": chunk_size}
             rows = (await session.execute(_DUE, params)).all()
         if not rows:

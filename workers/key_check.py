@@ -11,13 +11,14 @@ from sqlalchemy import select
 
 from tenants.exchange_keys import KeyCheckOutcome, key_contexts
 from tenants.models import ExchangeKey
+from tenants.scope import TenantScope
 from workers.exchanges.errors import AuthenticationFailed, ExchangeError, PermissionDenied
 from workers.exchanges.factory import Credentials, open_exchange, parse_overrides
 from workers.runtime import WorkerRuntime
 
 
 async def check_exchange_key(rt: WorkerRuntime, tenant_id: uuid.UUID, key_id: uuid.UUID) -> KeyCheckOutcome:
-    async with rt.database.transaction(tenant_id) as session:
+    async with TenantScope.of(tenant_id).session(rt.database) as session:
         key = await session.scalar(select(ExchangeKey).where(ExchangeKey.id == key_id))
         if key is None:
             return KeyCheckOutcome(ok=False, error="missing")

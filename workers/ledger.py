@@ -1,9 +1,9 @@
 """What a trading cycle reads and writes in PostgreSQL: cycles, decisions, orders, fills and positions.
 
 Every function runs in the tenant's row-level-security context. What every cycle does, claim and
-finish, is one statement each on asyncpg itself (`Database.tenant_connection`): at a hundred cycles a
+finish, is one statement each on asyncpg itself (`TenantScope.connection`): at a hundred cycles a
 second per process, SQLAlchemy's work per statement would cost more than the statements. What only
-cycles that trade do (orders, fills, positions) are Core statements in `Database.transaction`.
+cycles that trade do (orders, fills, positions) are Core statements in `TenantScope.session`.
 The order of writes is what keeps money safe:
 
 1. `claim_cycle` makes the (bot, slot) row; a slot already completed or failed is never run again.

@@ -14,7 +14,6 @@ from api.accounts.schemas import Response
 from api.auth import requires
 from api.dependencies import Accounts, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, problems
-from tenants import audit
 from tenants.principal import Scope
 
 
@@ -43,8 +42,7 @@ async def list_audit_events(
     limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
     cursor: Annotated[uuid.UUID | None, Parameter(description="`nextCursor` of the previous page")] = None,
 ) -> AuditPage:
-    async with accounts.transaction(principal) as session:
-        events = await audit.page(session, limit=limit, before=cursor)
+    events = await accounts.audit_page(principal, limit=limit, before=cursor)
     items = [
         AuditEventView(id=e.id, at=e.created_at, action=e.action, actor_type=e.actor_type, actor_id=e.actor_id,
                        target_type=e.target_type, target_id=e.target_id, client_ip=e.client_ip, details=e.details)

@@ -14,8 +14,9 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from api.accounts.routes import client_info
 from api.auth import requires
 from api.bots.schemas import BotListResponse, BotPatchRequest, BotRequest, BotView
-from api.dependencies import BotReadModel, Bots, CurrentPrincipal
+from api.dependencies import Bots, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
+from tenants.bot_queries import BotRecord
 from tenants.bots import BotChanges, BotSettings
 from tenants.models import Bot
 from tenants.principal import Principal, Scope
@@ -38,7 +39,7 @@ def _settings(data: BotRequest) -> BotSettings:
     return BotSettings(**_wire_to_domain(msgspec.structs.asdict(data)))
 
 
-def _view(bot: Bot) -> BotView:
+def _view(bot: Bot | BotRecord) -> BotView:
     return BotView(
         id=bot.id, name=bot.name, exchange_key_id=bot.exchange_key_id, symbols=list(bot.symbols),
         timeframes=list(bot.timeframes), leverage=float(bot.leverage), risk_per_trade_pct=float(bot.risk_per_trade_pct),
@@ -63,19 +64,20 @@ class BotController(Controller):
     @get("/", guards=READ, summary="The tenant's bots, newest first, one page at a time",
          responses=problems(400, AUTHENTICATED, BACKEND))
     async def list_bots(
-        self, request: Request[Principal, Any, Any], bot_reads: BotReadModel,
+        self, request: Request[Principal, Any, Any], bots: Bots,
         limit: Annotated[int, Parameter(ge=1, le=PAGE_SIZE_MAX, description="Page size")] = 20,
         cursor: Annotated[uuid.UUID | None, Parameter(description="`nextCursor` of the previous page")] = None,
     ) -> BotListResponse:
         # request.user, not the `principal` dependency: see `get_bot`.
-        return await bot_reads.list(request.user, limit, cursor)
+        page = await bots.list(request.user, limit, cursor)
+        return BotListResponse(items=[_view(b) for b in page.items], next_cursor=page.next_cursor)
 
     @get("/{bot_id:uuid}", guards=READ, summary="One bot", responses=problems(BY_ID, AUTHENTICATED, BACKEND))
     async def get_bot(self, bot_id: uuid.UUID, request: Request[Principal, Any, Any],
-                      bot_reads: BotReadModel) -> BotView:
+                      bots: Bots) -> BotView:
         # request.user rather than the `principal` dependency: with two dependencies Litestar starts a task
         # group to resolve them, a sixth of a read's time (bench/load.py). The guard has checked it.
-        return await bot_reads.get(request.user, bot_id)
+        return _view(await bots.get(request.user, bot_id))
 
     @patch("/{bot_id:uuid}", guards=WRITE, summary="Change some of a bot's settings",
            responses=problems(BY_ID, BODY, AUTHENTICATED, BACKEND))

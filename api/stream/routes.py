@@ -25,11 +25,12 @@ from api.auth import requires
 from api.dependencies import CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, problems
 from api.stream.hub import StreamHub
-from tenants.context import TenantDatabase
+from quorum.database import Database
 from tenants.errors import DomainError
 from tenants.events import EventMessage, EventType
 from tenants.models import Event
 from tenants.principal import Principal, PrincipalKind, Scope
+from tenants.scope import TenantScope
 
 KEEPALIVE_SECONDS = 15.0
 REPLAY_LIMIT = 1000
@@ -39,10 +40,10 @@ _encode = msgspec.json.Encoder().encode
 StillAllowed = Callable[[], Awaitable[bool]]
 
 
-async def replay(tenants: TenantDatabase, principal: Principal, after: uuid.UUID,
+async def replay(database: Database, principal: Principal, after: uuid.UUID,
                  limit: int = REPLAY_LIMIT) -> list[EventMessage]:
     """The tenant's events recorded after `after` (ids are time-ordered UUIDv7), oldest first."""
-    async with tenants.transaction(principal) as session:
+    async with TenantScope.of(principal).session(database) as session:
         rows = (await session.scalars(
             select(Event).where(Event.tenant_id == principal.tenant_id, Event.id > after)
             .order_by(Event.id).limit(limit)
@@ -93,7 +94,7 @@ def _checker(request: Request[Any, Any, Any], principal: Principal) -> StillAllo
             if principal.kind is PrincipalKind.API_KEY:
                 await state.api_keys.authenticate(request.auth)
             else:
-                async with TenantDatabase(state.database).transaction(principal):
+                async with TenantScope.of(principal).session(state.database):
                     pass
         except DomainError:
             return False
@@ -119,11 +120,10 @@ async def stream_events(
     types: Annotated[list[EventType] | None, Parameter(description="Only these event types")] = None,
 ) -> ServerSentEvent:
     state = request.app.state
-    tenants = TenantDatabase(state.database)
-    async with tenants.transaction(principal):  # an ended session answers 401 now, not with an empty stream
+    async with TenantScope.of(principal).session(state.database):  # an ended session: 401 now, not an empty stream
         pass
     after = _uuid_or_none(last_event_id)
-    missed = (lambda: replay(tenants, principal, after)) if after is not None else None
+    missed = (lambda: replay(state.database, principal, after)) if after is not None else None
     return ServerSentEvent(
         event_stream(state.stream_hub, principal.tenant_id, _checker(request, principal), missed=missed,
                      types=frozenset(t.value for t in types or ())),

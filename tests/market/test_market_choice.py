@@ -25,7 +25,8 @@ def test_offline_the_default_bot_trades_the_longest_recorded_market_at_60x():
 def test_the_command_prints_the_settings_as_json_and_the_reason_apart():
     done = subprocess.run(
         [sys.executable, "-m", "quorum.cli", "market-data", "--offline"],
-        capture_output=True, text=True, check=True, env={"QUORUM_DATA_DIR": str(default_ohlcv_dir().parent), "PATH": ""},
+        capture_output=True, text=True, check=True,
+        env={"QUORUM_DATA_DIR": str(default_ohlcv_dir().parent), "PATH": ""},
     )
     assert json.loads(done.stdout)["MARKET_DATA"] == "replay"
     assert done.stderr.startswith("quorum: offline: replaying recorded candles")

@@ -32,6 +32,7 @@ from uuid_utils.compat import uuid7
 
 from quorum.database import Database
 from tenants.models import PaperAccount, PaperOrder, PaperPosition
+from tenants.scope import TenantScope
 from workers.exchanges.base import (
     AssetBalance,
     ExchangeOrder,
@@ -152,7 +153,7 @@ class PaperExchange:
 
     async def fetch_balance(self) -> dict[str, AssetBalance]:
         if self._balance is None:  # else as `fetch_positions` left it, nothing traded since
-            async with self._db.tenant_connection(self._tenant_id) as conn:
+            async with TenantScope.of(self._tenant_id).connection(self._db) as conn:
                 account = await self._read(conn, lock=False)
             self._balance = _balance(account.balances, account.positions)
         return self._balance
@@ -162,7 +163,7 @@ class PaperExchange:
 
         The account is read once, locked, for both: the balance it leaves is what `fetch_balance`
         answers until an order changes it."""
-        async with self._db.tenant_connection(self._tenant_id) as conn:
+        async with TenantScope.of(self._tenant_id).connection(self._db) as conn:
             account = await self._read(conn, lock=True)
             still_open = [row for row in account.positions if not await self._trigger(conn, account, row)]
         self._balance = _balance(account.balances, still_open)
@@ -177,7 +178,7 @@ class PaperExchange:
             raise InvalidOrder("the paper exchange takes market orders only", exchange=NAME)
         price = self._last_price(intent.symbol)
         self._balance = None
-        async with self._db.transaction(self._tenant_id) as session:
+        async with TenantScope.of(self._tenant_id).session(self._db) as session:
             account = await self._account(session, lock=True)
             exists = await session.scalar(
                 select(func.count())
@@ -241,7 +242,7 @@ class PaperExchange:
         )
 
     async def fetch_order_by_client_id(self, symbol: str, client_order_id: str) -> ExchangeOrder | None:
-        async with self._db.transaction(self._tenant_id) as session:
+        async with TenantScope.of(self._tenant_id).session(self._db) as session:
             account = await self._account(session, lock=False)
             row = await session.scalar(
                 select(PaperOrder).where(

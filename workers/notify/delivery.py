@@ -34,6 +34,7 @@ from tenants.notify_models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from tenants.scope import TenantScope
 from tenants.webhooks import new_delivery, subscribed
 from workers.notify.push import PushMessage, PushOutcome, PushUnavailable, push_message
 
@@ -71,7 +72,7 @@ async def deliver_event(database: Database, push: PushGateway | None, tenant_id:
                         event_id: uuid.UUID) -> DeliveryReport:
     """Claim the event, create its webhook deliveries, push it, and mark it delivered."""
     now = utcnow()
-    async with database.transaction(tenant_id) as session:
+    async with TenantScope.of(tenant_id).session(database) as session:
         claimed = (await session.execute(
             update(EventDelivery)
             .where(
@@ -100,10 +101,10 @@ async def deliver_event(database: Database, push: PushGateway | None, tenant_id:
         outcome, retry_ids = await _push(database, push, tenant_id, message, bot_name, devices, now)
     except Exception as exc:
         # Give the claim back so a retry of the task can take it at once.
-        async with database.transaction(tenant_id) as session:
+        async with TenantScope.of(tenant_id).session(database) as session:
             await _mark(session, event_id, EventDeliveryStatus.PENDING, f"{type(exc).__name__}")
         raise
-    async with database.transaction(tenant_id) as session:
+    async with TenantScope.of(tenant_id).session(database) as session:
         await session.execute(delete(EventDelivery).where(EventDelivery.id == event_id))
     return DeliveryReport(status="delivered", pushed=outcome.sent, dead_tokens=len(outcome.dead_tokens),
                           retry_devices=retry_ids, webhooks=webhook_ids)
@@ -112,7 +113,7 @@ async def deliver_event(database: Database, push: PushGateway | None, tenant_id:
 async def push_to_devices(database: Database, push: PushGateway, tenant_id: uuid.UUID, event_id: uuid.UUID,
                           device_ids: Sequence[uuid.UUID]) -> DeliveryReport:
     """Push an event again to the devices whose first push failed for a passing reason (a retry task)."""
-    async with database.transaction(tenant_id) as session:
+    async with TenantScope.of(tenant_id).session(database) as session:
         row = await session.scalar(select(Event).where(Event.id == event_id))
         if row is None:
             return DeliveryReport(status="missing")
@@ -167,7 +168,7 @@ async def _push(database: Database, push: PushGateway | None, tenant_id: uuid.UU
         return PushOutcome(), ()
     by_token = {d.token: d.id for d in devices}
     if outcome.dead_tokens:
-        async with database.transaction(tenant_id) as session:
+        async with TenantScope.of(tenant_id).session(database) as session:
             await session.execute(delete(Device).where(Device.token.in_(list(outcome.dead_tokens))))
         log.info("removed devices FCM no longer knows", extra={"count": len(outcome.dead_tokens)})
     return outcome, tuple(str(by_token[t]) for t in outcome.retry_tokens if t in by_token)
@@ -212,7 +213,7 @@ async def sweep(database: Database, enqueue_event: Callable[[str, str], None],
     """Enqueue what was committed but never enqueued (or whose worker died): events, then webhook deliveries.
     Also erase the previous webhook secrets whose rotation overlap is over."""
     before = utcnow() - datetime.timedelta(seconds=grace_seconds)
-    async with database.transaction(None) as session:
+    async with TenantScope.of(None).session(database) as session:
         pending = (await session.execute(_PENDING_EVENTS, {"before": before, "limit": limit})).all()
         due = (await session.execute(_DUE_WEBHOOKS, {"before": before, "limit": limit})).all()
         dropped = await session.scalar(_DROP_EXPIRED_SECRETS) or 0

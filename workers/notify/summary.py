@@ -31,6 +31,7 @@ from tenants import events
 from tenants.events import EventMessage, EventType
 from tenants.models import Bot, Cycle, DecisionLog, Fill, PaperAccount, Position
 from tenants.notify_models import DailySummary
+from tenants.scope import TenantScope
 from workers.exchanges.paper import settle_currency
 from workers.notify.outbox import SendTask, publish_events
 
@@ -90,7 +91,7 @@ async def record_daily_summaries(database: Database, redis: Redis, send_task: Se
     deadline = time.monotonic() + time_budget
     after, recorded = _NO_TENANT, 0
     while True:
-        async with database.transaction(None) as session:
+        async with TenantScope.of(None).session(database) as session:
             due = list((await session.scalars(_DUE, {"day": day, "after": after, "limit": PAGE})).all())
         for tenant_id in due:
             if time.monotonic() > deadline:
@@ -110,7 +111,7 @@ async def record_daily_summaries(database: Database, redis: Redis, send_task: Se
 
 async def record_tenant_summary(database: Database, tenant_id: uuid.UUID, day: datetime.date) -> EventMessage | None:
     """Record the tenant's summary of `day` in its outbox; None if it has one already or nothing happened."""
-    async with database.transaction(tenant_id) as session:
+    async with TenantScope.of(tenant_id).session(database) as session:
         summary = await summarise(session, tenant_id, day)
         if not summary.bots:
             return None

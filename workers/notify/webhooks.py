@@ -36,6 +36,7 @@ from tenants import audit, events
 from tenants.audit import AuditAction
 from tenants.events import EventMessage, EventType
 from tenants.notify_models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
+from tenants.scope import TenantScope
 from tenants.vault import Vault
 from tenants.webhooks import (
     DELIVERY_HEADER,
@@ -117,7 +118,7 @@ async def attempt_delivery(
 ) -> AttemptResult:
     """Make one attempt at a delivery, if it is due and nobody else holds it."""
     now = utcnow()
-    async with database.transaction(tenant_id) as session:
+    async with TenantScope.of(tenant_id).session(database) as session:
         claimed = (await session.execute(
             update(WebhookDelivery)
             .where(
@@ -177,7 +178,7 @@ async def attempt_delivery(
 
     done = utcnow()
     disabled: list[EventMessage] = []
-    async with database.transaction(tenant_id) as session:
+    async with TenantScope.of(tenant_id).session(database) as session:
         if error is None:
             await _finish(session, delivery_id, WebhookDeliveryStatus.SUCCEEDED, done,
                           response_status=response_status, duration_ms=duration_ms)
