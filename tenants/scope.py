@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,9 +73,24 @@ class TenantScope:
     async def connection(self, db: Database, *, read_only: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """The same transaction on the bare driver; a failed statement rolls it back, and a connection left
         inside it (a cancelled block) is discarded, which the server rolls back."""
-        async with db.driver_connection() as conn, conn.transaction(readonly=read_only):
-            await self._scope_driver(conn)
-            yield conn
+        async with db.driver_connection() as conn:
+            if read_only or self._checks_session:
+                async with conn.transaction(readonly=read_only):
+                    await self._scope_driver(conn)
+                    yield conn
+                return
+            # A task's read-write transaction (the cycle's claim and finish): BEGIN and the scoping in one round
+            # trip, which a bound parameter cannot do (a multi-statement text takes none). The only value in the
+            # text is a UUID re-rendered by uuid.UUID: hex digits and dashes, nothing a caller can shape.
+            await conn.execute(f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{self._tenant_text()}', true)")
+            try:
+                yield conn
+            except Exception:
+                if not conn.is_closed():
+                    with suppress(Exception):  # else the connection is discarded as still in it
+                        await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
     async def _scope_driver(self, conn: asyncpg.Connection) -> None:
         if self._checks_session:

@@ -21,7 +21,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from psycopg import sql
+from redis.asyncio import Redis
 
+from quorum.database import Database, create_app_engine
 from quorum.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, wait_for_port
 from quorum.settings import Settings, load_settings
 from tenants.db_commands import bootstrap
@@ -137,6 +139,21 @@ async def register(client: AsyncTestClient[Litestar], email: str | None = None) 
     response = await client.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
     assert response.status_code == 201, response.text
     return Account(email, response.json())
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    """The application role's pool, as the API and workers open it."""
+    db = Database(create_app_engine(settings))
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import msgspec
-import pytest
 from litestar.testing import AsyncTestClient
 from uuid_utils.compat import uuid7
 
-from quorum.database import Database, create_app_engine
-from quorum.settings import Settings
+from quorum.database import Database
 from tenants.models import Cycle, DecisionLog, Order, Position
 from tenants.scope import TenantScope
 from tests.brain.builders import bot as bot_config
@@ -27,13 +24,6 @@ from workers.brain.service import BrainKind, decide
 BOT = {"name": "activity", "symbols": ["BTC/USDT", "ETH/USDT"], "timeframes": ["15m"], "mode": "paper",
        "brain": "rules"}
 T0 = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(create_app_engine(settings))
-    yield db
-    await db.dispose()
 
 
 async def _tenant_and_bot(client: AsyncTestClient, account: Account) -> tuple[uuid.UUID, uuid.UUID]:

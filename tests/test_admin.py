@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -36,13 +35,6 @@ async def operator(client: AsyncTestClient, settings: Settings) -> Account:
     account = await register(client)
     assert admin_commands.grant(settings, account.email, granted_by="tests")
     return account
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 def admin_operations(app: Litestar) -> list[tuple[str, str]]:

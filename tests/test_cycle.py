@@ -10,7 +10,7 @@ import asyncio
 import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import msgspec
@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from quorum.database import Database, create_app_engine
+from quorum.database import Database
 from quorum.settings import Settings
 from tenants.models import Cycle, DecisionLog, Event, Fill, Order, PaperAccount, Position
 from tenants.scope import TenantScope
@@ -62,20 +62,6 @@ Decide = Callable[[BotConfig, DecisionInputs], Awaitable[DecisionOutcome]]
 def celery_app(settings: Settings) -> Celery:
     """A Celery client on the test Redis: delivery tasks really reach the broker."""
     return Celery("quorum-test", broker=settings.redis_url)
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(create_app_engine(settings))
-    yield db
-    await db.dispose()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,20 +34,6 @@ from workers.notify.push import FcmSender, push_message
 from workers.notify.summary import day_to_summarise, record_daily_summaries, record_tenant_summary
 
 BOT = {"mode": "paper", "brain": "rules", "timeframes": ["15m"]}
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(create_app_engine(settings))
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 class Enqueued:

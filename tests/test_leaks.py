@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from pathlib import Path
@@ -70,7 +71,7 @@ async def test_a_linked_secret_appears_nowhere(
         "API responses": "\n".join(responses),
         "database (every table)": _database_dump(settings),
         "API logs": caplog.text,
-        "worker logs": key_check_worker.read_text(errors="replace"),
+        "worker logs": await asyncio.to_thread(key_check_worker.read_text, errors="replace"),
         "Redis (Celery messages and results)": _redis_dump(settings.redis_url).decode(errors="replace"),
     }
     # The places were really captured: the worker ran the check task and the API logged the requests.

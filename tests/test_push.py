@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import insert, select, update
 
-from quorum.database import Database, create_app_engine
+from quorum.database import Database
 from quorum.embedded import free_port
 from quorum.settings import Settings
 from tenants import events
@@ -34,13 +33,6 @@ from workers.notify.push import FCM_BATCH_LIMIT, FcmSender, PushMessage, push_me
 BOT = {"name": "Scalper", "symbols": ["ETH/USDT"], "timeframes": ["15m"], "mode": "paper", "brain": "rules"}
 OPENED = {"positionId": str(uuid.uuid4()), "symbol": "ETH/USDT", "side": "long", "amount": "0.5",
           "entryPrice": "2500.25", "stopLoss": "2450", "takeProfit": "2600"}
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(create_app_engine(settings))
-    yield db
-    await db.dispose()
 
 
 @pytest.fixture

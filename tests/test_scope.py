@@ -9,19 +9,11 @@ import asyncpg
 import pytest
 from sqlalchemy import func, select
 
-from quorum.database import Database, create_app_engine
-from quorum.settings import Settings
+from quorum.database import Database
 from tenants.errors import Unauthenticated
 from tenants.models import User
 from tenants.scope import NO_TENANT, TenantScope
 from tests.conftest import register
-
-
-@pytest.fixture
-async def database(settings: Settings):
-    db = Database(create_app_engine(settings))
-    yield db
-    await db.dispose()
 
 
 async def _principal(client, account):

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
@@ -72,20 +71,6 @@ async def _stream(api_server: str, headers: dict[str, str], query: str = "") -> 
         sse = Sse(response)
         assert (await sse.next())["comment"] == "connected"  # subscribed: what is published now arrives
         yield sse
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(create_app_engine(settings))
-    yield db
-    await db.dispose()
 
 
 def _message(tenant: uuid.UUID, type_: EventType = EventType.ORDER, **payload: object) -> EventMessage:

@@ -11,7 +11,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -36,20 +36,6 @@ from tests.fakes.webhook_receiver import Received, WebhookReceiver
 from workers.notify import webhooks as sending
 from workers.notify.delivery import deliver_event, sweep
 from workers.notify.push import FcmSender
-
-
-@pytest.fixture
-async def database(settings: Settings) -> AsyncIterator[Database]:
-    db = Database(create_app_engine(settings))
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
