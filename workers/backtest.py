@@ -8,21 +8,28 @@ Simulation rules
 * The trading timeframe is the first of `config.timeframes`; the others are resampled from the input
   once, and at every decision time only their buckets closed by then are shown (`Candles.upto`), so
   a decision taken at the close of candle t never sees candle t+1 or an unfinished higher bucket.
-* A decision is taken at the close of every trading candle after `warmup` candles; orders fill at
-  that candle's close, moved against us by `slippage_bps`, and pay `fee_bps` of the notional.
-* Stops and take-profits are checked on the high/low of the following candles. A candle that opens
-  through the stop fills at its open; if one candle touches both the stop and the take-profit, the
-  stop is assumed to have been hit first (conservative). Slippage and fees apply to these exits too.
+* A decision is taken at the close of every trading candle after `warmup` candles; the order it makes
+  fills at the NEXT candle's open (the signal's own close is already gone when the order reaches the
+  exchange), moved against us by `slippage_bps`, and pays `fee_bps` of the notional. An entry whose
+  fill lands beyond its own stop is not taken.
+* Spot markets (`BASE/QUOTE`) are long-only; shorts need a derivatives market (`BASE/QUOTE:SETTLE`)
+  or `derivatives=True`.
+* Stops and take-profits are checked on the high/low of every candle in the position, the entry
+  candle included. A candle that opens through the stop or the target fills at its open; if one
+  candle touches both, the stop is assumed to have been hit first (conservative). Slippage and fees
+  apply to these exits too.
 * Size risks `risk_pct` of the current equity between entry and stop, capped so the notional stays
   within `max_leverage` x equity. A position still open at the end is closed at the last close.
 
 Figures
 -------
-Total return and max drawdown come from the equity marked at every trading candle's close. Sharpe is
-the mean over the standard deviation of those per-candle returns (risk-free rate 0) times
-sqrt(candles per year); crypto trades around the clock, so a year is 365 x 24 h (105,120 five-minute
-candles). Missing candles (gaps) are simply absent, not counted as flat returns. Buy-and-hold buys at
-the first decision candle's close and sells at the last close, with the same fees and slippage.
+Total return, CAGR, Sharpe and Sortino come from the equity marked at every trading candle's close; max
+drawdown from the equity at each candle's worst extreme (a long marked at the low, a short at the high)
+against the running peak. Sharpe is the mean over the standard deviation of per-candle returns (risk-free
+rate 0) times sqrt(candles per year), Sortino the same over the downside deviation; crypto trades around
+the clock, so a year is 365 x 24 h (105,120 five-minute candles). Missing candles (gaps) are simply absent.
+Buy-and-hold buys at the first decision candle's close and sells at the last close, with the same fees and
+slippage; doing nothing keeps the starting equity. Exposure is the share of candles spent in a position.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True):
     lookback: int = 300  # candles per timeframe handed to the agents
     weights: dict[AgentName, float] | None = None  # per-agent weights for the rules brain
     rules: RulesParams = RulesParams()
+    derivatives: bool | None = None  # may it short? None: only on a derivatives symbol (BASE/QUOTE:SETTLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,7 @@ class Trade:
     exit_price: float
     size: float  # base units
     fees: float  # quote currency, both fills
+    slippage: float  # quote currency, both fills: what the fills cost against the raw prices
     pnl: float  # quote currency, after fees
     exit_reason: str  # "stop", "take_profit", "close" (brain), "end"
 
@@ -83,8 +92,10 @@ class Trade:
 @dataclass(frozen=True, slots=True)
 class Performance:
     total_return: float  # fraction, 0.05 = +5 %
-    max_drawdown: float  # fraction of the peak, 0.1 = -10 %
+    max_drawdown: float  # fraction of the peak, 0.1 = -10 %, from candle extremes
     sharpe: float  # annualised, see module docstring
+    sortino: float = 0.0  # annualised, downside deviation
+    cagr: float = 0.0  # compound annual growth rate, fraction
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,8 @@ class BacktestResult:
     bars_per_year: float
     strategy: Performance
     buy_and_hold: Performance
+    do_nothing: Performance
+    exposure: float  # share of trading candles spent in a position
     trades: tuple[Trade, ...]
     decisions: tuple[tuple[int, Decision], ...]  # (decision time in ms, decision), one per candle
     equity_curve: np.ndarray = field(repr=False)  # marked at each trading candle's close
@@ -109,18 +122,41 @@ class BacktestResult:
     def win_rate(self) -> float:
         return sum(t.pnl > 0 for t in self.trades) / len(self.trades) if self.trades else 0.0
 
+    @property
+    def profit_factor(self) -> float:
+        """Gross profit over gross loss of the closed trades (inf without a loss, 0 without a trade)."""
+        won = sum(t.pnl for t in self.trades if t.pnl > 0)
+        lost = -sum(t.pnl for t in self.trades if t.pnl < 0)
+        return won / lost if lost > 0 else (math.inf if won > 0 else 0.0)
 
-def performance(equity: np.ndarray, bars_per_year: float) -> Performance:
-    """Total return, max drawdown and annualised Sharpe of an equity curve."""
+    @property
+    def fees(self) -> float:
+        return sum(t.fees for t in self.trades)
+
+    @property
+    def slippage(self) -> float:
+        return sum(t.slippage for t in self.trades)
+
+
+def performance(equity: np.ndarray, bars_per_year: float, worst: np.ndarray | None = None) -> Performance:
+    """Return, max drawdown, Sharpe, Sortino and CAGR of an equity curve marked at closes; `worst` (the same
+    length) is the equity at each candle's worst extreme, for the drawdown (default: the closes)."""
     if len(equity) < 2:
         return Performance(0.0, 0.0, 0.0)
     total = float(equity[-1] / equity[0] - 1.0)
     peaks = np.maximum.accumulate(equity)
-    drawdown = float(np.max(1.0 - equity / peaks))
+    troughs = equity if worst is None else np.minimum(worst, equity)
+    # A candle's trough comes before its close could make a new peak: compare it with the peak before it.
+    drawdown = max(0.0, float(np.max(1.0 - troughs / np.r_[equity[0], peaks[:-1]])),
+                   float(np.max(1.0 - equity / peaks)))
     returns = np.diff(equity) / equity[:-1]
     std = float(np.std(returns, ddof=1))
     sharpe = float(np.mean(returns)) / std * math.sqrt(bars_per_year) if std > 0 else 0.0
-    return Performance(total, drawdown, sharpe)
+    downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2)))
+    sortino = float(np.mean(returns)) / downside * math.sqrt(bars_per_year) if downside > 0 else 0.0
+    years = (len(equity) - 1) / bars_per_year
+    cagr = float((equity[-1] / equity[0]) ** (1 / years) - 1.0) if years > 0 and equity[-1] > 0 else -1.0
+    return Performance(total, drawdown, sharpe, sortino, cagr)
 
 
 @dataclass(slots=True)
@@ -130,6 +166,7 @@ class _Position:
     entry_price: float
     size: float
     entry_fee: float
+    entry_slippage: float
     stop: float
     take_profit: float | None
 
@@ -160,7 +197,7 @@ class _Account:
         fill = self.fill_price(price, buying=sign > 0)
         fee = size * fill * self.fee
         self.cash -= sign * size * fill + fee
-        self.position = _Position(side, time, fill, size, fee, stop, tp)
+        self.position = _Position(side, time, fill, size, fee, size * abs(fill - price), stop, tp)
 
     def close(self, time: int, price: float, reason: str) -> None:
         p = self.position
@@ -170,7 +207,8 @@ class _Account:
         self.cash += p.sign * p.size * fill - fee
         pnl = p.sign * p.size * (fill - p.entry_price) - p.entry_fee - fee
         fees = p.entry_fee + fee
-        self.trades.append(Trade(p.side, p.entry_time, p.entry_price, time, fill, p.size, fees, pnl, reason))
+        slippage = p.entry_slippage + p.size * abs(fill - price)
+        self.trades.append(Trade(p.side, p.entry_time, p.entry_price, time, fill, p.size, fees, slippage, pnl, reason))
         self.position = None
 
 
@@ -180,12 +218,12 @@ def _exit_within(p: _Position, open_: float, high: float, low: float) -> tuple[f
         if low <= p.stop:
             return min(open_, p.stop), "stop"
         if p.take_profit is not None and high >= p.take_profit:
-            return p.take_profit, "take_profit"
+            return max(open_, p.take_profit), "take_profit"  # a gap through the target fills at the open
     else:
         if high >= p.stop:
             return max(open_, p.stop), "stop"
         if p.take_profit is not None and low <= p.take_profit:
-            return p.take_profit, "take_profit"
+            return min(open_, p.take_profit), "take_profit"
     return None
 
 
@@ -233,21 +271,34 @@ def run_backtest(
     if n <= config.warmup + 1:
         raise BacktestSetupError(f"{n} {trading_tf} candles: need more than warmup={config.warmup} + 1")
 
-    brain = RulesBrain(config.weights, config.rules)
+    derivatives = ":" in symbol if config.derivatives is None else config.derivatives
+    rules = config.rules if derivatives else msgspec.structs.replace(config.rules, allow_short=False)
+    brain = RulesBrain(config.weights, rules)
     account = _Account(config.equity, config.fee_bps, config.slippage_bps)
     ts, op, hi, lo, cl = bars.timestamp, bars.open, bars.high, bars.low, bars.close
     decisions: list[tuple[int, Decision]] = []
-    equity_curve = np.empty(n - config.warmup)
+    m = n - config.warmup
+    equity_curve, worst_curve = np.empty(m), np.empty(m)
+    in_position = 0
+    pending: Decision | None = None  # decided at the previous close, filled at this candle's open
 
     for i in range(config.warmup, n):
-        now = int(ts[i]) + tf_ms  # the close of candle i: the decision's moment
-        price = float(cl[i])
+        start, now = int(ts[i]), int(ts[i]) + tf_ms  # this candle's open, and its close: the decision's moment
+        open_, high, low, price = float(op[i]), float(hi[i]), float(lo[i]), float(cl[i])
 
+        if pending is not None:
+            _execute(account, pending, start, open_, config)
+            pending = None
         p = account.position
         if p is not None:
-            hit = _exit_within(p, float(op[i]), float(hi[i]), float(lo[i]))
+            in_position += 1
+            hit = _exit_within(p, open_, high, low)
+            adverse = low if p.sign > 0 else high  # a stop caps the candle's worst at its own price
+            worst_curve[i - config.warmup] = account.equity(hit[0] if hit and hit[1] == "stop" else adverse)
             if hit is not None:
                 account.close(now, hit[0], hit[1])
+        else:
+            worst_curve[i - config.warmup] = account.cash
 
         views = {tf: s.upto(now).tail(config.lookback) for tf, s in series.items()}
         p = account.position
@@ -262,16 +313,11 @@ def run_backtest(
 
         if p is not None:
             if decision.action == Action.CLOSE:
-                account.close(now, price, "close")
+                pending = decision
             elif decision.action == Action.HOLD and decision.stop_loss is not None:
-                _tighten_stop(p, decision.stop_loss, price)
+                _tighten_stop(p, decision.stop_loss, price)  # the amended stop order rests from now on
         elif decision.action in (Action.OPEN_LONG, Action.OPEN_SHORT) and decision.stop_loss is not None:
-            side = PositionSide.LONG if decision.action == Action.OPEN_LONG else PositionSide.SHORT
-            fill = account.fill_price(price, buying=side == PositionSide.LONG)
-            right_side = decision.stop_loss < fill if side == PositionSide.LONG else decision.stop_loss > fill
-            size = _size(account.equity(price), fill, decision.stop_loss, config.risk_pct, config.max_leverage)
-            if right_side and size > 0:
-                account.open(side, now, price, size, decision.stop_loss, decision.take_profit)
+            pending = decision
 
         equity_curve[i - config.warmup] = account.equity(price)
 
@@ -279,32 +325,56 @@ def run_backtest(
     if account.position is not None:
         account.close(end, float(cl[-1]), "end")
         equity_curve[-1] = account.cash
+        worst_curve[-1] = min(worst_curve[-1], account.cash)
 
     bars_per_year = YEAR_MS / tf_ms
     start_equity = np.r_[config.equity, equity_curve]
+    hold_curve, hold_worst = _buy_and_hold(cl[config.warmup:], lo[config.warmup:], config)
     return BacktestResult(
         symbol=symbol,
         timeframe=trading_tf,
         start_ms=int(ts[config.warmup]) + tf_ms,
         end_ms=end,
-        bars=n - config.warmup,
+        bars=m,
         bars_per_year=bars_per_year,
-        strategy=performance(start_equity, bars_per_year),
-        buy_and_hold=performance(_buy_and_hold(cl[config.warmup :], config), bars_per_year),
+        strategy=performance(start_equity, bars_per_year, np.r_[config.equity, worst_curve]),
+        buy_and_hold=performance(hold_curve, bars_per_year, hold_worst),
+        do_nothing=performance(np.full(m + 1, config.equity), bars_per_year),
+        exposure=in_position / m,
         trades=tuple(account.trades),
         decisions=tuple(decisions),
         equity_curve=start_equity,
     )
 
 
-def _buy_and_hold(closes: np.ndarray, config: BacktestConfig) -> np.ndarray:
-    """Equity of buying at the first close and selling at the last, with the same fees and slippage."""
+def _execute(account: _Account, decision: Decision, time: int, open_: float, config: BacktestConfig) -> None:
+    """Fill the order `decision` made at the last close, at this candle's open."""
+    p = account.position
+    if decision.action == Action.CLOSE:
+        if p is not None:
+            account.close(time, open_, "close")
+        return
+    if p is not None or decision.stop_loss is None:
+        return
+    side = PositionSide.LONG if decision.action == Action.OPEN_LONG else PositionSide.SHORT
+    fill = account.fill_price(open_, buying=side == PositionSide.LONG)
+    right_side = decision.stop_loss < fill if side == PositionSide.LONG else decision.stop_loss > fill
+    size = _size(account.equity(open_), fill, decision.stop_loss, config.risk_pct, config.max_leverage)
+    if right_side and size > 0:  # a gap past the stop before the fill: the trade is not taken
+        account.open(side, time, open_, size, decision.stop_loss, decision.take_profit)
+
+
+def _buy_and_hold(closes: np.ndarray, lows: np.ndarray, config: BacktestConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Equity of buying at the first close and selling at the last, with the same fees and slippage, marked at
+    the closes and at the lows."""
     fee, slip = config.fee_bps / 10_000, config.slippage_bps / 10_000
     entry = closes[0] * (1 + slip)
     size = config.equity / (entry * (1 + fee))
     curve = np.r_[config.equity, size * closes]
     curve[-1] = size * closes[-1] * (1 - slip) * (1 - fee)
-    return curve
+    worst = np.r_[config.equity, size * lows]
+    worst[1] = config.equity  # bought at the first candle's close: its low came before
+    return curve, np.minimum(worst, curve)
 
 
 # ---- CLI ---------------------------------------------------------------------------------------
@@ -321,7 +391,8 @@ def _weights(text: str) -> dict[AgentName, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="CSV of candles: timestamp,open,high,low,close,volume")
     parser.add_argument("--symbol", help="symbol, e.g. ETH/BTC (default: from the file name)")
-    parser.add_argument("--timeframes", default="5m,15m,1h", help="comma-separated; the first is the trading timeframe")
+    parser.add_argument("--timeframes", help="comma-separated; the first is the trading timeframe "
+                        "(default: the file's own, and up to two higher ones, e.g. 5m,15m,1h)")
     parser.add_argument("--fee-bps", type=float, default=10.0, help="fee per fill in basis points")
     parser.add_argument("--slippage-bps", type=float, default=5.0, help="slippage per fill in basis points")
     parser.add_argument("--equity", type=float, default=10_000.0, help="starting equity in quote currency")
@@ -330,7 +401,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lookback", type=int, default=300, help="candles per timeframe given to the agents")
     parser.add_argument("--max-leverage", type=float, default=1.0, help="notional cap as a multiple of equity")
     parser.add_argument("--weights", type=_weights, help="agent weights, e.g. technical=0.5,fibonacci=0.3")
-    parser.add_argument("--no-short", action="store_true", help="long only (spot)")
+    parser.add_argument("--no-short", action="store_true", help="long only, even on a derivatives market")
+    parser.add_argument("--derivatives", action="store_true",
+                        help="may short although the symbol is spot (default: only BASE/QUOTE:SETTLE shorts)")
     parser.add_argument("--trades", action="store_true", help="also list every trade")
 
 
@@ -338,39 +411,85 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.2f}%"
 
 
+def _ratio(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.2f}"
+
+
+def verdict(result: BacktestResult) -> str:
+    """One plain sentence: does the strategy beat doing nothing, after costs, on these candles?"""
+    s, b = result.strategy, result.buy_and_hold
+    if s.total_return <= 0:
+        return (f"Verdict: after costs this strategy lost {abs(s.total_return) * 100:.2f} % where doing nothing kept "
+                f"0 %: do not run it live.")
+    versus = "beat" if s.total_return > b.total_return else "trailed"
+    return (f"Verdict: after costs it made {_pct(s.total_return)}, {versus} buying and holding "
+            f"({_pct(b.total_return)}), "
+            f"with a max drawdown of {s.max_drawdown * 100:.1f} % against {b.max_drawdown * 100:.1f} %; "
+            "a past figure on candles that chose the settings is in-sample.")
+
+
 def format_report(result: BacktestResult, config: BacktestConfig) -> str:
-    """The printout of `quorum backtest`: strategy next to buy-and-hold on the same candles."""
+    """The printout of `quorum backtest`: the strategy next to buy-and-hold and doing nothing, then a verdict."""
     from datetime import UTC, datetime
 
     def when(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
-    s, b = result.strategy, result.buy_and_hold
+    s, b, z = result.strategy, result.buy_and_hold, result.do_nothing
+
+    def row(name: str, cells: tuple[str, str, str]) -> str:
+        return f"{name:16}" + "".join(f"{c:>14}" for c in cells)
+
+    quote = result.symbol.split("/")[-1].split(":")[0]
     lines = [
         f"{result.symbol} {','.join(config.timeframes)}  {when(result.start_ms)} → {when(result.end_ms)} UTC"
         f"  ({result.bars} {result.timeframe} candles after {config.warmup} warmup)",
-        f"fees {config.fee_bps:g} bps, slippage {config.slippage_bps:g} bps per fill; "
-        f"risk {config.risk_pct:g}% of equity per trade; equity {config.equity:g}",
+        f"fees {config.fee_bps:g} bps, slippage {config.slippage_bps:g} bps per fill; orders fill at the next "
+        f"candle's open; risk {config.risk_pct:g}% of equity per trade; equity {config.equity:g} {quote}",
         "",
-        f"{'':16}{'rules brain':>14}{'buy & hold':>14}",
-        f"{'total return':16}{_pct(s.total_return):>14}{_pct(b.total_return):>14}",
-        f"{'max drawdown':16}{_pct(-s.max_drawdown):>14}{_pct(-b.max_drawdown):>14}",
-        f"{'sharpe (ann.)':16}{s.sharpe:>14.2f}{b.sharpe:>14.2f}",
-        f"{'win rate':16}{result.win_rate * 100:>13.1f}%{'':>14}",
-        f"{'trades':16}{result.n_trades:>14d}{1:>14d}",
+        row("", ("rules brain", "buy & hold", "do nothing")),
+        row("total return", (_pct(s.total_return), _pct(b.total_return), _pct(z.total_return))),
+        row("CAGR", (_pct(s.cagr), _pct(b.cagr), _pct(z.cagr))),
+        row("max drawdown", tuple(_pct(-x.max_drawdown) if x.max_drawdown else _pct(0.0) for x in (s, b, z))),
+        row("sharpe (ann.)", (f"{s.sharpe:.2f}", f"{b.sharpe:.2f}", f"{z.sharpe:.2f}")),
+        row("sortino (ann.)", (f"{s.sortino:.2f}", f"{b.sortino:.2f}", f"{z.sortino:.2f}")),
+        row("exposure", (f"{result.exposure * 100:.1f}%", "100.0%", "0.0%")),
+        row("trades", (str(result.n_trades), "1", "0")),
+        row("win rate", (f"{result.win_rate * 100:.1f}%", "", "")),
+        row("profit factor", (_ratio(result.profit_factor), "", "")),
+        row("fees paid", (f"{result.fees:.6g}", "", "0")),
+        row("slippage paid", (f"{result.slippage:.6g}", "", "0")),
     ]
     if result.trades:
         by_reason: dict[str, int] = {}
         for t in result.trades:
             by_reason[t.exit_reason] = by_reason.get(t.exit_reason, 0) + 1
         lines.append("exits: " + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())))
+    lines += ["", verdict(result)]
     return "\n".join(lines)
+
+
+def default_timeframes(timeframe: str) -> tuple[str, ...]:
+    """The trading timeframe of a file and up to two higher ones to read with it: the first at least 3x it,
+    the next at least 4x that (5m -> 5m,15m,1h; 1h -> 1h,4h,1d; 2h -> 2h,1d)."""
+    chosen = [timeframe]
+    for name, ms in sorted(TIMEFRAME_MS.items(), key=lambda kv: kv[1]):
+        last = TIMEFRAME_MS[chosen[-1]]
+        if len(chosen) < 3 and ms % last == 0 and ms >= (3 if len(chosen) == 1 else 4) * last:
+            chosen.append(name)
+    return tuple(chosen)
 
 
 def run(args: argparse.Namespace) -> int:
     from workers.market.replay import read_candles
 
-    timeframes = tuple(tf.strip() for tf in args.timeframes.split(",") if tf.strip())
+    try:
+        candles = read_candles(args.data, symbol=args.symbol)
+    except (OSError, ValueError) as exc:  # missing file, unparsable name or rows
+        print(f"quorum backtest: {exc}", file=sys.stderr)
+        return 2
+    timeframes = (tuple(tf.strip() for tf in args.timeframes.split(",") if tf.strip()) if args.timeframes
+                  else default_timeframes(candles.timeframe))
     config = BacktestConfig(
         symbol=args.symbol,
         timeframes=timeframes,
@@ -383,12 +502,8 @@ def run(args: argparse.Namespace) -> int:
         lookback=args.lookback,
         weights=args.weights,
         rules=RulesParams(allow_short=not args.no_short),
+        derivatives=True if args.derivatives else None,
     )
-    try:
-        candles = read_candles(args.data, symbol=args.symbol)
-    except (OSError, ValueError) as exc:  # missing file, unparsable name or rows
-        print(f"quorum backtest: {exc}", file=sys.stderr)
-        return 2
     try:
         result = run_backtest(candles, config)
     except BacktestSetupError as exc:

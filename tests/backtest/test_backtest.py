@@ -10,10 +10,11 @@ import pytest
 from quorum.settings import data_dir
 from workers.agents.analysis import analyse_symbol
 from workers.agents.insight import AgentName, Insight, Level
-from workers.backtest import BacktestConfig, run_backtest
+from workers.backtest import BacktestConfig, default_timeframes, run_backtest
 from workers.brain.decision import Action
 from workers.market.candles import TIMEFRAME_MS, Candles
 from workers.market.replay import read_candles
+from workers.market.resample import resample
 
 DATA_DIR = data_dir()
 FIVE_MIN = TIMEFRAME_MS["5m"]
@@ -106,15 +107,16 @@ def test_backtest_is_deterministic(eth_btc: Candles):
 # ---- fills, on hand-built candles with a scripted analyst ------------------------------------------
 # The analyst below is bullish exactly once, at the first decision, with ATR 2, support 97 and
 # resistance 110 around a price of 100: the rules brain then opens a long with its stop at
-# 97 - 0.25 x ATR = 96.5 and its take-profit at 110. Later candles decide what the fill simulation does.
+# 97 - 0.25 x ATR = 96.5 and its take-profit at 110, filled at the next (flat) candle's open. The candle
+# after that decides what the fill simulation does.
 
 START = 1_700_000_000_000 - 1_700_000_000_000 % FIVE_MIN
 WARMUP = 5
 
 
 def flat_then(next_candle: tuple[float, float, float, float]) -> Candles:
-    """WARMUP + 1 flat candles at 100, then `next_candle` (open, high, low, close), then flat at its close."""
-    rows = [(100.0, 100.5, 99.5, 100.0)] * (WARMUP + 1) + [next_candle] + [(next_candle[3],) * 4] * 3
+    """WARMUP + 2 flat candles at 100, then `next_candle` (open, high, low, close), then flat at its close."""
+    rows = [(100.0, 100.5, 99.5, 100.0)] * (WARMUP + 2) + [next_candle] + [(next_candle[3],) * 4] * 3
     o, h, lo, c = (np.array(col) for col in zip(*rows, strict=True))
     ts = START + FIVE_MIN * np.arange(len(rows), dtype=np.int64)
     return Candles("TEST/USD", "5m", ts, o, h, lo, c, np.ones(len(rows)))
@@ -177,6 +179,83 @@ def test_fees_and_slippage_are_paid_on_entry_and_exit():
     assert result.equity_curve[-1] == pytest.approx(10_000 + trade.pnl)
 
 
+def scripted(score: float):
+    """An analyst that scores `score` once, at the first decision (as `bullish_once` does with 0.9)."""
+
+    def analyse(symbol, candles, headlines=(), positions=(), now_ms=None):
+        first_decision = START + (WARMUP + 1) * FIVE_MIN
+        value = score if now_ms == first_decision else 0.0
+        close = float(next(iter(candles.values())).close[-1])
+        return [
+            Insight(AgentName.TECHNICAL, symbol, value, 0.9, values={"close": close, "atr": 2.0}),
+            Insight(AgentName.FIBONACCI, symbol, value, 0.9,
+                    levels=(Level("support", 90.0), Level("resistance", 103.0))),
+        ]
+
+    return analyse
+
+
+def opening_at(open_: float) -> Candles:
+    """The decision candle closes at 100; the next one, where its order fills, opens at `open_`."""
+    candles = flat_then((100.0, 100.5, 99.5, 100.0))
+    o, h, lo = candles.open.copy(), candles.high.copy(), candles.low.copy()
+    o[WARMUP + 1], h[WARMUP + 1], lo[WARMUP + 1] = open_, max(open_, 100.5), min(open_, 99.5)
+    return Candles(candles.symbol, "5m", candles.timestamp, o, h, lo, candles.close, candles.volume)
+
+
+def test_an_order_fills_at_the_next_candles_open_not_at_the_close_that_decided_it():
+    result = run_backtest(opening_at(101.0), fills_config(), analyse=bullish_once)
+    (trade,) = result.trades
+    assert trade.entry_price == pytest.approx(101.0)
+    assert trade.entry_time == START + (WARMUP + 1) * FIVE_MIN  # the open of the candle after the decision
+
+
+def test_an_entry_whose_fill_gaps_past_its_stop_is_not_taken():
+    result = run_backtest(opening_at(95.0), fills_config(), analyse=bullish_once)
+    assert result.trades == () and result.exposure == 0.0
+
+
+def test_a_candle_opening_through_the_target_fills_at_its_better_open():
+    result = run_backtest(flat_then((112.0, 113.0, 111.0, 112.0)), fills_config(), analyse=bullish_once)
+    (trade,) = result.trades
+    assert trade.exit_reason == "take_profit" and trade.exit_price == pytest.approx(112.0)
+
+
+def test_spot_markets_are_long_only_and_derivatives_may_short():
+    spot = run_backtest(flat_then((100.0, 100.5, 99.5, 100.0)), fills_config(), analyse=scripted(-0.9))
+    assert spot.trades == ()
+    perpetual = flat_then((100.0, 100.5, 99.5, 100.0))
+    perpetual = Candles("TEST/USD:USD", "5m", perpetual.timestamp, perpetual.open, perpetual.high,
+                        perpetual.low, perpetual.close, perpetual.volume)
+    short = run_backtest(perpetual, fills_config(), analyse=scripted(-0.9))
+    assert [t.side.value for t in short.trades] == ["short"]
+
+
+def test_drawdown_is_measured_at_the_candles_extremes_not_only_at_closes():
+    result = run_backtest(flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(), analyse=bullish_once)
+    (trade,) = result.trades
+    # Entered at 100; the exit candle dips to 99 before the target: the equity's worst point.
+    assert result.strategy.max_drawdown == pytest.approx(trade.size * 1.0 / 10_000, rel=1e-6)
+    assert result.do_nothing.total_return == 0.0 and result.do_nothing.max_drawdown == 0.0
+
+
+def test_fees_slippage_and_profit_factor_add_up_over_the_trades():
+    slip = 5 / 10_000
+    result = run_backtest(
+        flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(fee_bps=10, slippage_bps=5), analyse=bullish_once
+    )
+    (trade,) = result.trades
+    assert result.fees == pytest.approx(trade.fees)
+    assert result.slippage == pytest.approx(trade.size * (100.0 * slip + 110.0 * slip))
+    assert result.profit_factor == math.inf  # one winning trade, no loss
+
+
+def test_the_timeframes_default_from_the_files_own():
+    assert default_timeframes("5m") == ("5m", "15m", "1h")
+    assert default_timeframes("1h") == ("1h", "4h", "1d")
+    assert default_timeframes("2h") == ("2h", "1d")
+
+
 # ---- the command ----------------------------------------------------------------------------------
 
 
@@ -188,9 +267,25 @@ def test_quorum_backtest_prints_the_figures_next_to_buy_and_hold(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "ETH/BTC" in out and "rules brain" in out and "buy & hold" in out
-    for figure in ("total return", "max drawdown", "sharpe (ann.)", "win rate", "trades"):
+    for figure in ("total return", "CAGR", "max drawdown", "sharpe (ann.)", "sortino (ann.)", "exposure",
+                   "win rate", "profit factor", "fees paid", "slippage paid", "trades", "do nothing"):
         assert figure in out
     assert "fees 7.5 bps" in out
+    assert out.strip().splitlines()[-1].startswith("Verdict: ")
+
+
+def test_quorum_backtest_takes_a_2h_file_as_it_is(tmp_path, capsys):
+    from quorum.cli import main
+
+    two_hours = resample(read_candles(DATA_DIR / "ohlcv" / "ETH_BTC-5m.csv"), "2h")
+    csv = tmp_path / "ETH_BTC-2h.csv"
+    rows = zip(two_hours.timestamp, two_hours.open, two_hours.high, two_hours.low, two_hours.close,
+               two_hours.volume, strict=True)
+    csv.write_text("timestamp,open,high,low,close,volume\n" + "".join(f"{t},{o},{h},{lo},{c},{v}\n"
+                                                                       for t, o, h, lo, c, v in rows))
+    assert main(["backtest", "--data", str(csv), "--warmup", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "ETH/BTC 2h,1d" in out and "2h candles after 100 warmup" in out
 
 
 def test_quorum_backtest_explains_an_impossible_setup_instead_of_crashing(capsys):
