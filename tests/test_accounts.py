@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import time
 
+import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
@@ -177,3 +178,19 @@ async def test_a_known_email_takes_no_longer_to_refuse_than_an_unknown_one(clien
             times.append(time.perf_counter() - started)
     # Before: ~60 ms against ~50 ms (an extra transaction to read the hash and one to audit).
     assert statistics.median(known) < statistics.median(unknown) * 1.1 + 0.002, (known, unknown)
+
+
+@pytest.mark.parametrize("limit", ["registrations_per_ip", "registrations_global"])
+async def test_registration_is_throttled_per_address_and_for_the_whole_service(settings, limit: str) -> None:
+    limited = make_settings(settings.database_url, settings.redis_url, registration_window_seconds="60",
+                            **{limit: "3"})
+    async with AsyncTestClient(app=create_app(limited)) as api:
+        async with Redis.from_url(settings.redis_url) as redis:  # counted from zero for this test
+            await redis.delete("quorum:rl:register:ip:testclient", "quorum:rl:register:all")
+        answers = [await api.post("/v1/auth/register", json={"email": unique_email("farm"), "password": PASSWORD})
+                   for _ in range(5)]
+        assert [a.status_code for a in answers] == [201] * 3 + [429] * 2
+        assert 0 < int(answers[-1].headers["Retry-After"]) <= 60
+        assert answers[-1].headers["content-type"].startswith("application/problem+json")
+        async with Redis.from_url(settings.redis_url) as redis:
+            await redis.delete("quorum:rl:register:ip:testclient", "quorum:rl:register:all")
