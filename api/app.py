@@ -27,6 +27,7 @@ from api.health import health, metrics, ready
 from api.middleware import MethodIndex, RequestContextMiddleware, TrustedProxies
 from api.openapi import BEARER_SCHEME, forbid_unknown_properties
 from api.rate_limits import RateLimiter
+from api.request_body import StrictJsonRequest
 from api.stream.hub import StreamHub
 from api.stream.routes import stream_events
 from api.task_client import CeleryKeyCheck, CeleryWebhookQueue, CeleryWorkers, create_task_client
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 exclude=["^/schema"],
             )
         ],
+        request_class=StrictJsonRequest,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=openapi_config(),

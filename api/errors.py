@@ -56,7 +56,8 @@ def problem_response(
     return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers or {})
 
 
-_JSON_PATH = re.compile(r"at `\$\.?([^`]*)`")
+# "at `$.a.b`", or "at `key` in `$.a`" for a bad key of a mapping (msgspec's decoder says the latter).
+_JSON_PATH = re.compile(r"at (?:`key` in )?`\$\.?([^`]*)`")
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 _MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
 

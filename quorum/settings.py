@@ -52,6 +52,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     login_attempts_per_account: int = 10
     login_attempts_per_ip: int = 50
     login_window_seconds: int = 900
+    # Each registration is an argon2 hash and a tenant: limited per client address and for the whole service.
+    registrations_per_ip: int = 5
+    registrations_global: int = 300
+    registration_window_seconds: int = 3600
     password_hash_threads: int = 2
     max_request_body_bytes: int = 1_048_576
     trusted_proxies: tuple[str, ...] = ()

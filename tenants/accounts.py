@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import uuid
@@ -24,7 +25,7 @@ from tenants.tokens import ACCESS, REFRESH, InvalidToken, TokenSigner
 
 log = logging.getLogger(__name__)
 
-_FIND_LOGIN = text("SELECT user_id, tenant_id FROM auth_find_login(:email)")
+_FIND_LOGIN = text("SELECT user_id, tenant_id, password_hash, is_active FROM auth_find_login(:email)")
 _ME = ("SELECT u.id, u.email, u.role, u.created_at, u.last_login_at, t.id, t.name "
        "FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1")
 
@@ -65,6 +66,7 @@ class AccountService:
         self.db = db
         self.signer = signer
         self.passwords = passwords
+        self._pending_audits: set[asyncio.Task[None]] = set()
 
     # -- sessions for authenticated callers ------------------------------------------------------
 
@@ -108,28 +110,42 @@ class AccountService:
         return pair
 
     async def login(self, email: str, password: str, client: ClientInfo) -> TokenPair:
+        """Every failure answers alike after the same work (one lookup, one argon2 verify); only the
+        right password may learn that the account is deactivated."""
         email = normalise_email(email)
         async with TenantScope.of(None).session(self.db) as session:
             found = (await session.execute(_FIND_LOGIN, {"email": email})).first()
-        if found is None:
-            await self.passwords.verify(None, password)  # same cost as a wrong password
+        # An unknown email verifies against the dummy hash: the same cost as a wrong password.
+        if not await self.passwords.verify(found.password_hash if found else None, password):
+            if found is not None:
+                self._audit_later(found.tenant_id, found.user_id, client)
             raise Unauthenticated("wrong email or password")
-        user_id, tenant_id = found
+        if not found.is_active:
+            raise Unauthenticated("this account is deactivated")
+        user_id, tenant_id = found.user_id, found.tenant_id
         async with TenantScope.of(tenant_id).session(self.db) as session:
             user = await session.get(User, user_id)
-        if user is None or not await self.passwords.verify(user.password_hash, password) or not user.is_active:
-            async with TenantScope.of(tenant_id).session(self.db) as session:
-                audit.record(session, tenant_id=tenant_id, actor_id=user_id, action=AuditAction.LOGIN_FAILED,
-                             target_type="user", target_id=user_id, client_ip=client.ip)
-            if user is not None and user.is_active is False:
-                raise Unauthenticated("this account is deactivated")
-            raise Unauthenticated("wrong email or password")
-        async with TenantScope.of(tenant_id).session(self.db) as session:
+            if user is None or not user.is_active:  # deleted or deactivated since the lookup
+                raise Unauthenticated("wrong email or password")
             await session.execute(update(User).where(User.id == user_id).values(last_login_at=utcnow()))
             audit.record(session, tenant_id=tenant_id, actor_id=user_id, action=AuditAction.LOGIN,
                          target_type="user", target_id=user_id, client_ip=client.ip,
                          details={"userAgent": client.user_agent[:120]})
             return await self._open_session(session, user, client)
+
+    def _audit_later(self, tenant_id: uuid.UUID, user_id: uuid.UUID, client: ClientInfo) -> None:
+        """Record a failed login after answering, so the answer's timing does not say the email exists."""
+        async def record() -> None:
+            try:
+                async with TenantScope.of(tenant_id).session(self.db) as session:
+                    audit.record(session, tenant_id=tenant_id, actor_id=user_id, action=AuditAction.LOGIN_FAILED,
+                                 target_type="user", target_id=user_id, client_ip=client.ip)
+            except Exception:
+                log.exception("could not audit a failed login")
+
+        task = asyncio.get_running_loop().create_task(record())
+        self._pending_audits.add(task)
+        task.add_done_callback(self._pending_audits.discard)
 
     async def refresh(self, refresh_token: str, client: ClientInfo) -> TokenPair:
         """Rotate: each refresh token works once; presenting a used one revokes its whole family."""

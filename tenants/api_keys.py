@@ -25,7 +25,7 @@ from tenants import audit
 from tenants.audit import AuditAction
 from tenants.errors import Forbidden, NotFound, Unauthenticated, Unprocessable
 from tenants.models import ApiKey
-from tenants.principal import Principal, PrincipalKind, Scope
+from tenants.principal import ROLE_SCOPES, Principal, PrincipalKind, Scope
 from tenants.scope import TenantScope
 
 API_KEY_PREFIX = "qk_"
@@ -37,7 +37,8 @@ MIN_RATE_LIMIT, MAX_RATE_LIMIT = 1, 10_000
 _ID_CHARS = 26  # 16 uuid bytes in unpadded base32
 _LAST_USED_EVERY_SECONDS = 60
 
-_FIND_KEY = text("SELECT tenant_id, user_id, secret_hash, scopes, rate_limit_per_minute FROM auth_find_api_key(:id)")
+_FIND_KEY = text("SELECT tenant_id, user_id, secret_hash, scopes, rate_limit_per_minute, creator_role "
+                 "FROM auth_find_api_key(:id)")
 
 
 def encode_key_id(key_id: uuid.UUID) -> str:
@@ -72,7 +73,7 @@ class ApiKeyService:
     ) -> tuple[ApiKey, str]:
         """Create a key; the plaintext is returned here and never again."""
         _require_user(principal)
-        granted = _check_scopes(scopes)
+        granted = _check_scopes(scopes, principal.scopes)
         limit = self.default_rate_limit_per_minute if rate_limit_per_minute is None else rate_limit_per_minute
         if not MIN_RATE_LIMIT <= limit <= MAX_RATE_LIMIT:
             raise Unprocessable(f"the rate limit must be {MIN_RATE_LIMIT} to {MAX_RATE_LIMIT} requests a minute",
@@ -122,9 +123,12 @@ class ApiKeyService:
             row = (await session.execute(_FIND_KEY, {"id": key_id})).first()
         if row is None or not hmac.compare_digest(bytes(row.secret_hash), self._hash(token)):
             raise Unauthenticated("the API key is invalid or revoked")
+        # Never more than the creator's role holds today, whatever was granted at creation.
+        held = ROLE_SCOPES.get(row.creator_role, frozenset()) & API_KEY_SCOPES
         principal = Principal(
             kind=PrincipalKind.API_KEY, tenant_id=row.tenant_id, user_id=row.user_id, role="api_key",
-            scopes=frozenset(Scope(s) for s in row.scopes if s in API_KEY_SCOPES), api_key_id=key_id,
+            scopes=frozenset(Scope(s) for s in row.scopes if s in held),
+            api_key_id=key_id,
         )
         return principal, row.rate_limit_per_minute
 
@@ -162,7 +166,8 @@ def _require_user(principal: Principal) -> None:
         raise Forbidden("only a signed-in user can manage API keys")
 
 
-def _check_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
+def _check_scopes(scopes: Iterable[str], creator_scopes: frozenset[Scope]) -> frozenset[Scope]:
+    """The scopes asked for, if an API key may hold each of them and its creator holds them too."""
     requested = set(scopes)
     allowed = {s.value for s in API_KEY_SCOPES}
     refused = sorted(requested - allowed)
@@ -170,4 +175,8 @@ def _check_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
         detail = f"an API key cannot hold: {', '.join(refused)}" if refused else "name at least one scope"
         raise Unprocessable(detail + f" (allowed: {', '.join(sorted(allowed))})",
                             errors=[{"field": "scopes", "message": detail}])
+    beyond = sorted(requested - {s.value for s in creator_scopes})
+    if beyond:
+        detail = f"your role does not hold: {', '.join(beyond)}"
+        raise Forbidden(detail, errors=[{"field": "scopes", "message": detail}])
     return frozenset(Scope(s) for s in requested)

@@ -114,11 +114,39 @@ class UrlRefused(ValueError):
     """A webhook URL this deployment will not call; the message says why."""
 
 
-def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Reachable on the public internet: not private, loopback, link-local, multicast or reserved."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the low 32 bits
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: a local prefix, embedding placed by the operator
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 `::ffff:0:a.b.c.d`
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated `::a.b.c.d`
+
+
+def reached_addresses(address: IPAddress) -> list[IPAddress]:
+    """The addresses a packet to `address` ends up at: IPv6 forms that carry an IPv4 address are unwrapped."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return [address]
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address in _NAT64 or address in _IPV4_TRANSLATED:
+        return [low32]
+    if address in _IPV4_COMPATIBLE:
+        return [address] if int(address) <= 1 else [low32]  # `::` and `::1` are themselves
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        server, client = address.teredo
+        return [server, client]
+    return [address]
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Whether everything the address reaches is global unicast (no private, loopback, link-local,
+    shared, reserved, multicast or documentation address, however it is wrapped in IPv6)."""
+    if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_LOCAL:
+        return False
+    return all(a.is_global and not a.is_multicast for a in reached_addresses(address))
 
 
 def parse_webhook_url(url: str, *, allow_private: bool) -> tuple[str, str, int]:

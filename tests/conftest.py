@@ -84,6 +84,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: str) -> Settin
         "LOG_FORMAT": "console",
         "LOGIN_ATTEMPTS_PER_ACCOUNT": "1000",
         "LOGIN_ATTEMPTS_PER_IP": "100000",
+        "REGISTRATIONS_PER_IP": "100000",
+        "REGISTRATIONS_GLOBAL": "100000",
         **{k.upper(): v for k, v in overrides.items()},
     }
     return load_settings(env)

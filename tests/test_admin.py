@@ -127,7 +127,12 @@ async def test_deactivating_a_user_stops_their_tokens_and_keys_at_once(
     assert (await client.post(f"/v1/admin/users/{victim_id}/activate", headers=operator.headers)).json()["active"]
     assert (await client.get("/v1/me", headers=victim.headers)).status_code == 401  # old sessions stay ended
     assert (await client.post("/v1/auth/login", json={"email": victim.email, "password": PASSWORD})).status_code == 200
-    assert (await client.get("/v1/bots", headers=key_headers)).status_code == 200  # the key is the user's again
+    # The keys ended with the deactivation, for good: reactivating the user does not revive them.
+    assert (await client.get("/v1/bots", headers=key_headers)).status_code == 401
+    with psycopg.connect(settings.database_url) as conn:
+        revoked = conn.execute("SELECT revoked_at IS NOT NULL FROM api_keys WHERE user_id = %s",
+                               (victim_id,)).fetchone()
+    assert revoked == (True,)
 
 
 async def test_an_operator_cannot_deactivate_themself_or_a_user_that_does_not_exist(

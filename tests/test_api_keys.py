@@ -7,7 +7,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from quorum.settings import Settings
-from tests.conftest import Account, register
+from tests.conftest import PASSWORD, Account, register
 
 
 def _owner_conn(settings: Settings) -> psycopg.Connection:
@@ -157,3 +157,20 @@ async def test_the_per_key_rate_limit_is_shared_by_every_api_process(settings: S
         assert refused.headers["content-type"].startswith("application/problem+json")
         # Each key has its own allowance.
         assert (await two.get("/v1/me", headers=_key_headers(other))).status_code == 403
+
+
+async def test_a_key_never_holds_a_scope_its_creators_role_lacks(client: AsyncTestClient, settings: Settings) -> None:
+    account = await register(client)
+    audit_key = (await _create_key(client, account, scopes=["audit:read", "bots:read"]))["key"]
+    assert (await client.get("/v1/audit", headers=_key_headers(audit_key))).status_code == 200
+    with _owner_conn(settings) as conn:
+        conn.execute("UPDATE users SET role = 'member' WHERE email = %s", (account.email,))
+    # The creator is a member now: the key keeps what a member holds and loses audit:read at once.
+    assert (await client.get("/v1/audit", headers=_key_headers(audit_key))).status_code == 403
+    assert (await client.get("/v1/bots", headers=_key_headers(audit_key))).status_code == 200
+
+    relogin = await client.post("/v1/auth/login", json={"email": account.email, "password": PASSWORD})
+    member = Account(account.email, relogin.json())
+    refused = await client.post("/v1/api-keys", json={"name": "x", "scopes": ["audit:read"]}, headers=member.headers)
+    assert refused.status_code == 403
+    assert refused.json()["errors"] == [{"field": "scopes", "message": "your role does not hold: audit:read"}]

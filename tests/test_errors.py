@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from litestar.exceptions import ClientException, SerializationException
 from litestar.testing import AsyncTestClient
+
+from api.request_body import decode_body
+from tests.conftest import Account
 
 PROBLEM = "application/problem+json"
 
@@ -81,3 +88,34 @@ async def test_options_lists_every_method_of_a_path(client: AsyncTestClient) -> 
     item = await client.options("/v1/exchange-keys/01a2001e-ed09-7002-9166-61a3e9e1a5ae")
     assert item.headers["allow"] == "DELETE, GET, OPTIONS"
     assert (await client.options("/v1/nowhere")).status_code == 404
+
+
+async def test_a_body_that_is_not_utf8_is_a_400(client: AsyncTestClient) -> None:
+    response = await client.post("/v1/auth/login", content=b'{"email":"\xff","password":"x"}',
+                                 headers={"content-type": "application/json"})
+    assert assert_problem(response, 400)["type"].endswith("/malformed-json")
+
+
+async def test_json_nested_a_thousand_deep_is_refused_as_input(client: AsyncTestClient) -> None:
+    # A typed decoder refuses the first value of the wrong shape (422) before it descends; a body
+    # cut short inside the nesting is malformed (400). Neither is a 500.
+    deep = b'{"email":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    response = await client.post("/v1/auth/register", content=deep, headers={"content-type": "application/json"})
+    assert assert_problem(response, 422)["errors"][0]["field"] == "email"
+    cut = await client.post("/v1/auth/register", content=b'{"email":"a@b.co","password":' + b"[" * 5000,
+                            headers={"content-type": "application/json"})
+    assert assert_problem(cut, 422)["errors"][0]["field"] == "password"
+
+
+def test_nesting_beyond_the_decoders_depth_is_malformed_not_a_crash() -> None:
+    # Reached when the target type admits any value, where msgspec raises RecursionError.
+    with pytest.raises(ClientException) as raised:
+        decode_body(b"[" * 100_000 + b"]" * 100_000, Any)
+    assert raised.value.status_code == 400 and isinstance(raised.value.__cause__, SerializationException)
+
+
+async def test_a_number_sent_as_a_string_is_refused(client: AsyncTestClient, account: Account) -> None:
+    response = await client.post("/v1/bots", json={"leverage": "5"}, headers=account.headers)
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["field"] == "leverage"
+    assert body["errors"][0]["message"].endswith("got `str`")

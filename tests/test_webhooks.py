@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
 import socket
 import time
@@ -29,7 +30,14 @@ from tenants.notify_models import WebhookDelivery, WebhookEndpoint
 from tenants.principal import Principal, PrincipalKind
 from tenants.scope import TenantScope
 from tenants.vault import LocalMasterKeys, Vault
-from tenants.webhooks import EndpointSettings, UrlRefused, WebhookService, check_webhook_url, verify_signature
+from tenants.webhooks import (
+    EndpointSettings,
+    UrlRefused,
+    WebhookService,
+    check_webhook_url,
+    is_public_address,
+    verify_signature,
+)
 from tests.conftest import REPO_ROOT, Account, eventually, register
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.webhook_receiver import Received, WebhookReceiver
@@ -483,3 +491,27 @@ async def test_a_rotation_may_switch_at_once_and_keeps_one_previous_secret_at_mo
     assert not receiver_verifies(second, got.headers, got.body)
     for body in ({"overlapHours": 169}, {"overlapHours": -1}, {"overlap": 3}):
         assert (await client.post(url, headers=account.headers, json=body)).status_code in (400, 422), body
+
+
+@pytest.mark.parametrize(("address", "public"), [
+    ("8.8.8.8", True), ("2606:4700:4700::1111", True),
+    ("10.0.0.1", False), ("127.0.0.1", False), ("169.254.169.254", False), ("100.64.0.1", False),
+    ("192.0.2.1", False), ("224.0.0.1", False), ("::1", False), ("::", False), ("fe80::1", False),
+    ("fc00::1", False), ("ff02::1", False), ("2001:db8::1", False),
+    # IPv4-mapped and RFC 2765 IPv4-translated
+    ("::ffff:169.254.169.254", False), ("::ffff:10.0.0.1", False), ("::ffff:8.8.8.8", True),
+    ("::ffff:0:169.254.169.254", False), ("::ffff:0:127.0.0.1", False), ("::ffff:0:8.8.8.8", True),
+    # deprecated IPv4-compatible
+    ("::169.254.169.254", False), ("::10.0.0.1", False), ("::127.0.0.1", False), ("::8.8.8.8", True),
+    # NAT64, well-known and local-use prefixes
+    ("64:ff9b::169.254.169.254", False), ("64:ff9b::a00:1", False), ("64:ff9b::127.0.0.1", False),
+    ("64:ff9b::8.8.8.8", True), ("64:ff9b:1::a9fe:a9fe", False), ("64:ff9b:1::808:808", False),
+    # 6to4 carries the IPv4 address in bits 16-48
+    ("2002:a9fe:a9fe::1", False), ("2002:0a00:0001::1", False), ("2002:7f00:0001::", False),
+    ("2002:0808:0808::1", True),
+    # Teredo: the server and the (obfuscated) client both reached
+    ("2001:0:a9fe:a9fe::f5ff:fffe", False), ("2001:0:808:808::f5ff:f7f7", False),
+    ("2001:0:808:808::f7f7:f7f7", True),
+])
+def test_an_address_is_public_only_if_what_it_reaches_is(address: str, public: bool) -> None:
+    assert is_public_address(ipaddress.ip_address(address)) is public

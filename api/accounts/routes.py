@@ -40,9 +40,17 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/register", opt=PUBLIC, status_code=HTTP_201_CREATED,
-          summary="Create an account: a new tenant and its owner", responses=problems(BODY, BACKEND, 409))
+          summary="Create an account: a new tenant and its owner", responses=problems(BODY, BACKEND, 409, 429))
     async def register(self, data: RegisterRequest, request: Request[Any, Any, Any],
                        accounts: Accounts) -> TokenResponse:
+        settings = request.app.state.settings
+        wait = await request.app.state.rate_limiter.hit(
+            settings.registration_window_seconds,
+            {f"register:ip:{client_info(request).ip}": settings.registrations_per_ip,
+             "register:all": settings.registrations_global},
+        )
+        if wait:
+            raise TooManyRequests("too many accounts created; try again later", retry_after=wait)
         return _tokens(await accounts.register(data.email, data.password, data.tenant_name, client_info(request)))
 
     @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, summary="Log in with email and password",
