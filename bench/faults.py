@@ -82,6 +82,7 @@ def running_service(api_workers: int = 1) -> Iterator[Service]:
             **os.environ, "DATABASE_URL": owner_url, "REDIS_URL": redis.url, "PORT": str(port),
             "ENVIRONMENT": "development", "LOG_LEVEL": "WARNING", "SECRET_KEY": "fault-drill-" + "k" * 40,
             "LOGIN_ATTEMPTS_PER_ACCOUNT": "1000000", "LOGIN_ATTEMPTS_PER_IP": "1000000",
+            "REGISTRATIONS_PER_IP": "1000000", "REGISTRATIONS_GLOBAL": "1000000",
             "EXCHANGE_API_OVERRIDES": f"bybit={fake.origin}", "KEY_CHECK_TIMEOUT_SECONDS": "5",
             "MARKET_DATA": "replay", "PASSWORD_HASH_THREADS": "1", "PYTHONPATH": str(REPO_ROOT),
         }

@@ -55,6 +55,7 @@ def running_api(workers: int = 1, **env_overrides: str) -> Iterator[str]:
             "DATABASE_URL": owner_url, "REDIS_URL": redis_url, "PORT": str(port), "LOG_LEVEL": "WARNING",
             "SECRET_KEY": "bench-secret-key-" + "x" * 32, "ENVIRONMENT": "development",
             "LOGIN_ATTEMPTS_PER_ACCOUNT": "1000000", "LOGIN_ATTEMPTS_PER_IP": "1000000",
+            "REGISTRATIONS_PER_IP": "1000000", "REGISTRATIONS_GLOBAL": "1000000",
             "WEB_CONCURRENCY": str(workers), **env_overrides,
         }
         bootstrap(load_settings(env))
@@ -99,7 +100,8 @@ def running_stack(api_workers: int = 2, **env_overrides: str) -> Iterator[Stack]
         **os.environ, "DATA_HOME": str(scratch), "PORT": str(port), "LOG_LEVEL": "WARNING",
         "EMBEDDED_PG_PORT": str(free_port()), "EMBEDDED_REDIS_PORT": str(free_port()),
         "SECRET_KEY": "bench-secret-key-" + "x" * 32, "ENVIRONMENT": "development", "MARKET_DATA": "replay",
-        "LOGIN_ATTEMPTS_PER_ACCOUNT": "1000000", "LOGIN_ATTEMPTS_PER_IP": "1000000", **env_overrides,
+        "LOGIN_ATTEMPTS_PER_ACCOUNT": "1000000", "LOGIN_ATTEMPTS_PER_IP": "1000000",
+        "REGISTRATIONS_PER_IP": "1000000", "REGISTRATIONS_GLOBAL": "1000000", **env_overrides,
     }
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
