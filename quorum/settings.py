@@ -49,6 +49,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     exchange_api_overrides: str = ""
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 86400
+    # Two refreshes with one token this close together (a phone's requests in flight) get the same pair.
+    refresh_grace_seconds: int = 30
     login_attempts_per_account: int = 10
     login_attempts_per_ip: int = 50
     login_window_seconds: int = 900
