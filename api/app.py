@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             database,
             TokenSigner(settings.secret_key, settings.access_token_ttl_seconds, settings.refresh_token_ttl_seconds),
             PasswordHashing(settings.password_hash_threads),
+            settings.refresh_grace_seconds,
         )
         app.state.api_keys = ApiKeyService(
             database, redis, settings.api_key_hash_key, settings.api_key_rate_limit_per_minute

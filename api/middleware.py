@@ -94,6 +94,14 @@ class MethodIndex:
         return None
 
 
+# Sent by the API itself on every response, so they hold behind any proxy (or none).
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
 class RequestContextMiddleware:
     def __init__(self, app: Any, proxies: TrustedProxies, methods: MethodIndex | None = None) -> None:
         self.app = app
@@ -122,7 +130,8 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode()),
+                                      *SECURITY_HEADERS]
             await send(message)
 
         try:

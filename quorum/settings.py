@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
+
+log = logging.getLogger(__name__)
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
 DEV_APP_DB_PASSWORD = "quorum-app-dev"
@@ -49,6 +52,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     exchange_api_overrides: str = ""
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 86400
+    # Two refreshes with one token this close together (a phone's requests in flight) get the same pair.
+    refresh_grace_seconds: int = 30
     login_attempts_per_account: int = 10
     login_attempts_per_ip: int = 50
     login_window_seconds: int = 900
@@ -148,6 +153,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 problems.append("API_KEY_HASH_KEY is missing, the development default, or shorter than 32 characters")
             if not self.database_app_url and self.database_app_password == DEV_APP_DB_PASSWORD:
                 problems.append("DATABASE_APP_URL (or DATABASE_APP_PASSWORD) is missing or the development default")
+            for name, url in (("DATABASE_URL", self.database_url), ("DATABASE_APP_URL", self.database_app_url)):
+                if url and urlsplit(url).password == DEV_APP_DB_PASSWORD:
+                    problems.append(f"{name} uses the development database password")
         if problems:
             raise SettingsError("refusing to start: " + "; ".join(problems))
 
@@ -168,7 +176,11 @@ def _from_environment(environ: dict[str, str]) -> dict[str, object]:
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     try:
-        return msgspec.convert(_from_environment(env), Settings, strict=False)
+        raw = _from_environment(env)
+        if raw.get("environment") == Environment.PRODUCTION.value and raw.pop("exchange_api_overrides", ""):
+            # The overrides point exchange clients at test servers; production always talks to the exchanges.
+            log.warning("EXCHANGE_API_OVERRIDES is ignored in production")
+        return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid setting: {exc}") from exc
 

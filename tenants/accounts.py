@@ -62,7 +62,9 @@ class ClientInfo(msgspec.Struct, frozen=True):
 
 
 class AccountService:
-    def __init__(self, db: Database, signer: TokenSigner, passwords: PasswordHashing) -> None:
+    def __init__(self, db: Database, signer: TokenSigner, passwords: PasswordHashing,
+                 refresh_grace_seconds: int = 30) -> None:
+        self.refresh_grace_seconds = refresh_grace_seconds
         self.db = db
         self.signer = signer
         self.passwords = passwords
@@ -166,7 +168,11 @@ class AccountService:
             token, auth_session, user = row
             if auth_session.revoked_at is not None or not user.is_active:
                 raise Unauthenticated("the session has ended; log in again")
-            if token.used_at is not None:
+            successor = await self._successor_in_grace(session, token)
+            if successor is not None:
+                reuse_detected = False
+                pair = self._pair(user, auth_session.id, successor)
+            elif token.used_at is not None:
                 auth_session.revoked_at = utcnow()
                 auth_session.revoked_reason = "refresh_token_reuse"
                 audit.record(session, tenant_id=claims.tid, actor_id=user.id, action=AuditAction.REFRESH_TOKEN_REUSE,
@@ -176,6 +182,7 @@ class AccountService:
                 token.used_at = utcnow()
                 reuse_detected = False
                 pair = await self._issue(session, user, auth_session.id)
+                token.replaced_by = self.signer.verify(pair.refresh_token, REFRESH).jti
         if reuse_detected:
             # Committed above: the family stays revoked even though this request fails.
             log.warning("refresh token reuse: session revoked",
@@ -229,12 +236,26 @@ class AccountService:
         return await self._issue(session, user, auth_session.id)
 
     async def _issue(self, session: AsyncSession, user: User, session_id: uuid.UUID) -> TokenPair:
-        jti = uuid7()
-        refresh, refresh_exp = self.signer.issue(REFRESH, user_id=user.id, tenant_id=user.tenant_id,
-                                                 session_id=session_id, role=user.role, jti=jti)
-        session.add(RefreshToken(id=jti, tenant_id=user.tenant_id, session_id=session_id,
-                                 expires_at=datetime.datetime.fromtimestamp(refresh_exp, datetime.UTC)))
+        refresh = RefreshToken(id=uuid7(), tenant_id=user.tenant_id, session_id=session_id,
+                               expires_at=utcnow() + datetime.timedelta(seconds=self.signer.refresh_ttl))
+        session.add(refresh)
         await session.flush()
+        return self._pair(user, session_id, refresh)
+
+    def _pair(self, user: User, session_id: uuid.UUID, refresh: RefreshToken) -> TokenPair:
+        """Sign the pair for a stored refresh token; signing it again gives the same refresh token."""
+        refresh_token, _ = self.signer.issue(REFRESH, user_id=user.id, tenant_id=user.tenant_id, session_id=session_id,
+                                             role=user.role, jti=refresh.id,
+                                             expires_at=int(refresh.expires_at.timestamp()))
         access, _ = self.signer.issue(ACCESS, user_id=user.id, tenant_id=user.tenant_id,
                                       session_id=session_id, role=user.role)
-        return TokenPair(access_token=access, refresh_token=refresh, expires_in=self.signer.access_ttl)
+        return TokenPair(access_token=access, refresh_token=refresh_token, expires_in=self.signer.access_ttl)
+
+    async def _successor_in_grace(self, session: AsyncSession, token: RefreshToken) -> RefreshToken | None:
+        """The token issued for `token` if it was used moments ago and its successor is still unused."""
+        if token.used_at is None or token.replaced_by is None:
+            return None
+        if utcnow() - token.used_at > datetime.timedelta(seconds=self.refresh_grace_seconds):
+            return None
+        successor = await session.get(RefreshToken, token.replaced_by, with_for_update=True)
+        return successor if successor is not None and successor.used_at is None else None

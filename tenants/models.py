@@ -78,6 +78,8 @@ class RefreshToken(TenantOwned, Base):
     session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("auth_sessions.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
     used_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # The token issued when this one was used: a duplicate within the grace window gets it again.
+    replaced_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
 

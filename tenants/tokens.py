@@ -40,10 +40,11 @@ class TokenSigner:
         self._verified: dict[str, TokenClaims] = {}  # oldest first
 
     def issue(self, typ: str, *, user_id: uuid.UUID, tenant_id: uuid.UUID, session_id: uuid.UUID,
-              role: str, jti: uuid.UUID | None = None) -> tuple[str, int]:
-        """Return the token and its expiry (epoch seconds)."""
-        now = int(time.time())
-        exp = now + (self.access_ttl if typ == ACCESS else self.refresh_ttl)
+              role: str, jti: uuid.UUID | None = None, expires_at: int | None = None) -> tuple[str, int]:
+        """Return the token and its expiry (epoch seconds); `expires_at` re-signs one issued before."""
+        ttl = self.access_ttl if typ == ACCESS else self.refresh_ttl
+        exp = expires_at if expires_at is not None else int(time.time()) + ttl
+        now = exp - ttl
         claims = {
             "iss": ISSUER, "iat": now, "exp": exp, "typ": typ, "role": role,
             "sub": str(user_id), "tid": str(tenant_id), "sid": str(session_id), "jti": str(jti or uuid.uuid4()),

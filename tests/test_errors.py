@@ -119,3 +119,11 @@ async def test_a_number_sent_as_a_string_is_refused(client: AsyncTestClient, acc
     body = assert_problem(response, 422)
     assert body["errors"][0]["field"] == "leverage"
     assert body["errors"][0]["message"].endswith("got `str`")
+
+
+async def test_every_response_carries_the_security_headers(client: AsyncTestClient, account: Account) -> None:
+    for response in (await client.get("/health"), await client.get("/v1/no-such-thing"),
+                     await client.get("/v1/me", headers=account.headers), await client.options("/v1/bots")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"

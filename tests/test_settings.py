@@ -45,3 +45,19 @@ def test_bad_values_are_reported_by_name() -> None:
 def test_the_app_role_url_is_derived_from_the_owner_url() -> None:
     settings = load_settings({**BASE, "DATABASE_APP_PASSWORD": "pw"})
     assert settings.app_database_url == "postgresql://quorum_app:pw@db/quorum"
+
+
+def test_production_refuses_the_development_database_password_in_either_url() -> None:
+    for url_setting in ("DATABASE_URL", "DATABASE_APP_URL"):
+        settings = load_settings({**BASE, "ENVIRONMENT": "production", "SECRET_KEY": "s" * 48,
+                                  "DATABASE_APP_URL": "postgresql://app:pw@db/quorum",
+                                  url_setting: "postgresql://app:quorum-app-dev@db/quorum",
+                                  "MASTER_KEYS": "k1:" + generate_master_key(), "API_KEY_HASH_KEY": "h" * 40})
+        with pytest.raises(SettingsError, match=f"{url_setting} uses the development database password"):
+            settings.check()
+
+
+def test_production_ignores_the_exchange_url_overrides_for_tests() -> None:
+    overrides = {**BASE, "EXCHANGE_API_OVERRIDES": "bybit=http://127.0.0.1:9000"}
+    assert load_settings({**overrides, "ENVIRONMENT": "production"}).exchange_api_overrides == ""
+    assert load_settings({**overrides, "ENVIRONMENT": "test"}).exchange_api_overrides == "bybit=http://127.0.0.1:9000"

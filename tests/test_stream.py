@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -167,6 +168,34 @@ async def test_a_logged_out_session_ends_its_stream(client: AsyncTestClient, set
     finally:
         await hub.close()
         await database.dispose()
+
+
+async def test_a_busy_stream_is_rechecked_on_the_clock_and_ends_when_access_does(redis: Redis) -> None:
+    hub = StreamHub(redis)
+    tenant = uuid.uuid4()
+    checks: list[float] = []
+
+    async def still_allowed() -> bool:
+        checks.append(time.monotonic())
+        return len(checks) < 3
+
+    async def keep_busy() -> None:  # an event every 20 ms: the stream is never idle
+        while True:
+            await publish_events(redis, [_message(tenant)], _no_tasks)
+            await asyncio.sleep(0.02)
+
+    producer = asyncio.create_task(keep_busy())
+    try:
+        started = time.monotonic()
+        stream = event_stream(hub, tenant, still_allowed, keepalive=60, recheck=0.2)
+        received = [m async for m in stream]
+        assert time.monotonic() - started < 5
+        assert len(checks) == 3  # the third check said no, and the stream ended
+        assert sum(1 for m in received if m.event) > 5  # events flowed in between
+        assert not any(m.comment == "keep-alive" for m in received)
+    finally:
+        producer.cancel()
+        await hub.close()
 
 
 async def test_a_client_that_falls_behind_is_cut_off_to_reconnect(redis: Redis) -> None:

@@ -2,10 +2,11 @@
 
 Each event is `id: <event id>`, `event: <type>`, `data: <EventMessage JSON>`. Events come through Redis
 pub/sub (api/stream/hub.py), so whichever process recorded them, every API process can stream them.
-A comment line every `KEEPALIVE_SECONDS` keeps proxies from closing an idle stream; at each one the
-caller's session (or API key) is checked again, so a logout, a deactivation or a revoked key ends
-the stream. A client reconnecting with `Last-Event-ID` first gets what it missed from the events
-table (at most `REPLAY_LIMIT` events), then the live stream.
+A comment line every `KEEPALIVE_SECONDS` keeps proxies from closing an idle stream; every
+`RECHECK_SECONDS`, however busy the stream, and before each keep-alive, the caller's session (or API
+key) is checked again, so a logout, a deactivation or a revoked key ends the stream within seconds.
+A client reconnecting with `Last-Event-ID` first gets what it missed from the events table (at most
+`REPLAY_LIMIT` events), then the live stream.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from tenants.principal import Principal, PrincipalKind, Scope
 from tenants.scope import TenantScope
 
 KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 3.0  # how late a stream may notice that its session or key has ended
+_IDLE = object()  # no event arrived before the next keep-alive or check was due
 REPLAY_LIMIT = 1000
 RETRY_MS = 3000  # how long a client waits before reconnecting
 _encode = msgspec.json.Encoder().encode
@@ -55,7 +58,7 @@ async def replay(database: Database, principal: Principal, after: uuid.UUID,
 async def event_stream(
     hub: StreamHub, tenant_id: uuid.UUID, still_allowed: StillAllowed, *,
     missed: Callable[[], Awaitable[list[EventMessage]]] | None = None, types: frozenset[str] = frozenset(),
-    keepalive: float = KEEPALIVE_SECONDS,
+    keepalive: float = KEEPALIVE_SECONDS, recheck: float = RECHECK_SECONDS,
 ) -> AsyncIterator[ServerSentEventMessage]:
     """The messages of one client's stream: missed events first (if asked), then live ones and keep-alives."""
     async with hub.listen(tenant_id) as queue:
@@ -66,13 +69,27 @@ async def event_stream(
                 seen.add(event.id)
                 if not types or event.type.value in types:
                     yield _message(event)
+        loop = asyncio.get_running_loop()
+        last_sent = loop.time()
+        next_check = last_sent + recheck
         while True:
+            # Wake for the next event, the next keep-alive or the next check, whichever comes first:
+            # a busy stream is re-checked on the clock like an idle one.
+            timeout = max(0.0, min(next_check, last_sent + keepalive) - loop.time())
             try:
-                event = await asyncio.wait_for(queue.get(), keepalive)
+                event = await asyncio.wait_for(queue.get(), timeout)
             except TimeoutError:
+                event = _IDLE
+            now = loop.time()
+            idle_due = event is _IDLE and now >= last_sent + keepalive
+            if now >= next_check or idle_due:
                 if not await still_allowed():
                     return
-                yield ServerSentEventMessage(comment="keep-alive")
+                next_check = loop.time() + recheck
+            if event is _IDLE:
+                if idle_due:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                    last_sent = loop.time()
                 continue
             if event is None:  # fell behind, or Redis went away: the client reconnects with Last-Event-ID
                 return
@@ -80,6 +97,7 @@ async def event_stream(
                 continue
             if not types or event.type.value in types:
                 yield _message(event)
+                last_sent = loop.time()
 
 
 def _message(event: EventMessage) -> ServerSentEventMessage:
