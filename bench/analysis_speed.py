@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import talib
 
-from workers.agents import indicators as ta
 from workers.agents.analysis import analyse_symbol
 from workers.agents.fibonacci import fibonacci_insight
 from workers.agents.gann import gann_insight
@@ -58,38 +57,22 @@ def load_inputs() -> tuple[dict[str, Candles], list[Headline], list[OpenPosition
     return candles, headlines, [position]
 
 
-def indicator_set(lib: str, candles: dict[str, Candles]) -> Callable[[], None]:
-    """The indicators analyse_symbol computes: the full set on the trading timeframe, trend inputs on the others."""
+def indicator_set(candles: dict[str, Candles]) -> Callable[[], None]:
+    """The indicators the analysis reads, bare: the full set on the trading timeframe, trend inputs on the others."""
     trading, *others = candles.values()
-    if lib == "talib":
 
-        def run() -> None:
-            c = trading
-            talib.RSI(c.close, 14)
-            talib.MACD(c.close, 12, 26, 9)
-            talib.EMA(c.close, 20)
-            talib.EMA(c.close, 50)
-            talib.BBANDS(c.close, 20, 2.0, 2.0, 0)
-            talib.ATR(c.high, c.low, c.close, 14)
-            for o in others:
-                talib.EMA(o.close, 20)
-                talib.EMA(o.close, 50)
-                talib.ATR(o.high, o.low, o.close, 14)
-
-    else:
-
-        def run() -> None:
-            c = trading
-            ta.rsi(c.close, 14)
-            ta.macd(c.close, 12, 26, 9)
-            ta.ema(c.close, 20)
-            ta.ema(c.close, 50)
-            ta.bbands(c.close, 20, 2.0, 2.0)
-            ta.atr(c.high, c.low, c.close, 14)
-            for o in others:
-                ta.ema(o.close, 20)
-                ta.ema(o.close, 50)
-                ta.atr(o.high, o.low, o.close, 14)
+    def run() -> None:
+        c = trading
+        talib.RSI(c.close, 14)
+        talib.MACD(c.close, 12, 26, 9)
+        talib.EMA(c.close, 20)
+        talib.EMA(c.close, 50)
+        talib.BBANDS(c.close, 20, 2.0, 2.0, 0)
+        talib.ATR(c.high, c.low, c.close, 14)
+        for o in others:
+            talib.EMA(o.close, 20)
+            talib.EMA(o.close, 50)
+            talib.ATR(o.high, o.low, o.close, 14)
 
     return run
 
@@ -108,23 +91,6 @@ def interleaved(calls: dict[str, Callable[[], object]], runs: int = RUNS) -> dic
     return {name: (statistics.median(s) / 1e6, min(s) / 1e6) for name, s in samples.items()}
 
 
-def per_indicator(c: Candles) -> list[tuple[str, float, float]]:
-    pairs: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
-        ("SMA(20)", lambda: ta.sma(c.close, 20), lambda: talib.SMA(c.close, 20)),
-        ("EMA(50)", lambda: ta.ema(c.close, 50), lambda: talib.EMA(c.close, 50)),
-        ("RSI(14)", lambda: ta.rsi(c.close, 14), lambda: talib.RSI(c.close, 14)),
-        ("MACD(12,26,9)", lambda: ta.macd(c.close), lambda: talib.MACD(c.close, 12, 26, 9)),
-        ("BBANDS(20,2)", lambda: ta.bbands(c.close, 20), lambda: talib.BBANDS(c.close, 20, 2.0, 2.0, 0)),
-        ("TRANGE", lambda: ta.trange(c.high, c.low, c.close), lambda: talib.TRANGE(c.high, c.low, c.close)),
-        ("ATR(14)", lambda: ta.atr(c.high, c.low, c.close, 14), lambda: talib.ATR(c.high, c.low, c.close, 14)),
-    ]
-    rows = []
-    for name, ours, theirs in pairs:
-        t = interleaved({"ours": ours, "talib": theirs})
-        rows.append((name, t["ours"][0] * 1e3, t["talib"][0] * 1e3))
-    return rows
-
-
 def main() -> None:
     candles, headlines, positions = load_inputs()
     sizes = ", ".join(f"{tf}: {len(c)}" for tf, c in candles.items())
@@ -141,8 +107,7 @@ def main() -> None:
             "full analysis of one symbol (every agent)": lambda: analyse_symbol(
                 "ETH/BTC", candles, headlines, positions
             ),
-            "  same indicators, workers.agents.indicators": indicator_set("ours", candles),
-            "  same indicators, TA-Lib (C)": indicator_set("talib", candles),
+            "  the indicators it reads, bare TA-Lib": indicator_set(candles),
             "technical (3 timeframes)": lambda: technical_insight("ETH/BTC", candles),
             "fibonacci": lambda: fibonacci_insight("ETH/BTC", trading, atr=atr),
             "gann": lambda: gann_insight("ETH/BTC", trading, atr=atr),
@@ -151,23 +116,18 @@ def main() -> None:
         }
     )
     names = list(t)
-    full, ours, theirs = (t[name][0] for name in names[:3])
+    full, theirs = (t[name][0] for name in names[:2])
     print(f"python {platform.python_version()}, numpy {np.__version__}, TA-Lib {talib.__ta_version__.decode()}")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; {RUNS} interleaved runs")
     print(f"candles: ETH/BTC {sizes}; agents run: {agents}")
     print()
     print(f"{'':<46}{'median ms':>10}{'min ms':>10}")
-    for name in names[:3]:
+    for name in names[:2]:
         print(f"{name:<46}{t[name][0]:10.3f}{t[name][1]:10.3f}")
-    print(f"{'  indicators ours / TA-Lib (medians)':<46}{ours / theirs:9.1f}x")
     print(f"{'  full analysis / TA-Lib indicators (medians)':<46}{full / theirs:9.1f}x")
     print("per agent")
-    for name in names[3:]:
+    for name in names[2:]:
         print(f"  {name:<44}{t[name][0]:10.3f}{t[name][1]:10.3f}")
-    print()
-    print(f"per indicator on {len(candles['5m'])} candles       ours (us)   TA-Lib (us)   ratio")
-    for name, ours, theirs in per_indicator(candles["5m"]):
-        print(f"  {name:<16}              {ours:9.1f}   {theirs:11.1f}   {ours / theirs:5.1f} x")
 
 
 if __name__ == "__main__":

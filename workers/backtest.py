@@ -6,8 +6,10 @@ call it directly; `add_arguments` / `run` are the CLI around it.
 Simulation rules
 ----------------
 * The trading timeframe is the first of `config.timeframes`; the others are resampled from the input
-  once, and at every decision time only their buckets closed by then are shown (`Candles.upto`), so
-  a decision taken at the close of candle t never sees candle t+1 or an unfinished higher bucket.
+  once. The agents' series are computed once over all of it (`SymbolAnalysis`) and read at every
+  candle t, each series causal and each higher timeframe read at its last bucket closed by then, so
+  a decision taken at the close of candle t never sees candle t+1 or an unfinished higher bucket
+  (tests/backtest/test_backtest.py scrambles the future and compares every decision).
 * A decision is taken at the close of every trading candle after `warmup` candles; the order it makes
   fills at the NEXT candle's open (the signal's own close is already gone when the order reaches the
   exchange), moved against us by `slippage_bps`, and pays `fee_bps` of the notional. An entry whose
@@ -37,8 +39,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import msgspec
 import numpy as np
@@ -50,8 +53,19 @@ from workers.market.candles import TIMEFRAME_MS, Candles
 
 YEAR_MS = 365 * 24 * 3_600_000
 
-# analyse_symbol's signature: (symbol, candles by timeframe, headlines, positions, now_ms) -> insights.
-Analyse = Callable[..., list[Insight]]
+
+
+class Analyst(Protocol):
+    """What the backtest asks at every trading candle t (SymbolAnalysis is the real one)."""
+
+    def at(
+        self, t: int, headlines: Sequence[Headline] = (), positions: Sequence[OpenPosition] = (),
+        now_ms: int | None = None,
+    ) -> list[Insight]: ...
+
+
+# Prepares the analyst of one symbol over all its candles by timeframe (trading timeframe first).
+Prepare = Callable[[str, Mapping[str, Candles]], Analyst]
 
 
 class BacktestSetupError(ValueError):
@@ -69,7 +83,6 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True):
     risk_pct: float = 1.0  # equity risked between entry and stop, in percent
     max_leverage: float = 1.0  # notional cap as a multiple of equity (1 = spot)
     warmup: int = 300  # trading candles before the first decision
-    lookback: int = 300  # candles per timeframe handed to the agents
     weights: dict[AgentName, float] | None = None  # per-agent weights for the rules brain
     rules: RulesParams = RulesParams()
     derivatives: bool | None = None  # may it short? None: only on a derivatives symbol (BASE/QUOTE:SETTLE)
@@ -240,23 +253,18 @@ def _size(equity: float, entry: float, stop: float, risk_pct: float, max_leverag
     return min(equity * risk_pct / 100 / risk_per_unit, equity * max_leverage / entry)
 
 
-def _default_analyse() -> Analyse:
-    from workers.agents.analysis import analyse_symbol
-
-    return analyse_symbol
-
-
 def run_backtest(
     candles_5m: Candles,
     config: BacktestConfig = BacktestConfig(),
     *,
-    analyse: Analyse | None = None,
+    analysis: Prepare | None = None,
     headlines: Sequence[Headline] = (),
 ) -> BacktestResult:
-    """Replay `candles_5m` through the agents (default: analyse_symbol), the rules brain and fills."""
+    """Replay `candles_5m` through the agents (default: SymbolAnalysis, computed once over the whole series and
+    read candle by candle), the rules brain and fills."""
+    from workers.agents.analysis import SymbolAnalysis
     from workers.market.resample import resample
 
-    analyse = analyse or _default_analyse()
     symbol = config.symbol or candles_5m.symbol
     if not config.timeframes:
         raise BacktestSetupError("at least one timeframe is needed")
@@ -271,6 +279,7 @@ def run_backtest(
     if n <= config.warmup + 1:
         raise BacktestSetupError(f"{n} {trading_tf} candles: need more than warmup={config.warmup} + 1")
 
+    analyst = (analysis or SymbolAnalysis)(symbol, series)
     derivatives = ":" in symbol if config.derivatives is None else config.derivatives
     rules = config.rules if derivatives else msgspec.structs.replace(config.rules, allow_short=False)
     brain = RulesBrain(config.weights, rules)
@@ -300,14 +309,13 @@ def run_backtest(
         else:
             worst_curve[i - config.warmup] = account.cash
 
-        views = {tf: s.upto(now).tail(config.lookback) for tf, s in series.items()}
         p = account.position
         held = (
             OpenPosition(symbol, p.side, p.entry_price, p.size, p.entry_time, p.stop, p.take_profit)
             if p is not None
             else None
         )
-        insights = analyse(symbol, views, headlines=headlines, positions=(held,) if held else (), now_ms=now)
+        insights = analyst.at(i, headlines, (held,) if held else (), now)
         decision = brain.decide(symbol, insights, position=held, price=price)
         decisions.append((now, decision))
 
@@ -398,7 +406,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--equity", type=float, default=10_000.0, help="starting equity in quote currency")
     parser.add_argument("--risk-pct", type=float, default=1.0, help="percent of equity risked per trade")
     parser.add_argument("--warmup", type=int, default=300, help="trading candles before the first decision")
-    parser.add_argument("--lookback", type=int, default=300, help="candles per timeframe given to the agents")
     parser.add_argument("--max-leverage", type=float, default=1.0, help="notional cap as a multiple of equity")
     parser.add_argument("--weights", type=_weights, help="agent weights, e.g. technical=0.5,fibonacci=0.3")
     parser.add_argument("--no-short", action="store_true", help="long only, even on a derivatives market")
@@ -499,7 +506,6 @@ def run(args: argparse.Namespace) -> int:
         risk_pct=args.risk_pct,
         max_leverage=args.max_leverage,
         warmup=args.warmup,
-        lookback=args.lookback,
         weights=args.weights,
         rules=RulesParams(allow_short=not args.no_short),
         derivatives=True if args.derivatives else None,

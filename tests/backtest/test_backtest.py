@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from quorum.settings import data_dir
-from workers.agents.analysis import analyse_symbol
-from workers.agents.insight import AgentName, Insight, Level
+from workers.agents.analysis import SymbolAnalysis, analyse_symbol
+from workers.agents.insight import AgentName, Insight, Level, OpenPosition, PositionSide
 from workers.backtest import BacktestConfig, default_timeframes, run_backtest
 from workers.brain.decision import Action
 from workers.market.candles import TIMEFRAME_MS, Candles
@@ -48,26 +48,25 @@ def test_backtest_handles_gaps_in_real_ada_btc():
     assert math.isfinite(result.strategy.total_return) and math.isfinite(result.strategy.sharpe)
 
 
-def test_agents_never_see_a_candle_that_closes_after_the_decision(eth_btc: Candles):
-    seen: list[tuple[int, int, int]] = []
+def test_the_analysis_read_at_t_is_the_analysis_of_the_candles_closed_by_t(eth_btc: Candles):
+    """The backtest computes every series once over all the candles and reads it at t; cut the candles after
+    t instead (each higher timeframe to its buckets closed by t) and every insight is the same, exactly."""
+    five = eth_btc.head(1400)
+    series = {tf: resample(five, tf) for tf in ("5m", "15m", "1h", "4h")}
+    analysis = SymbolAnalysis("ETH/BTC", series)
+    position = OpenPosition("ETH/BTC", PositionSide.LONG, float(five.close[600]), 1.0,
+                            int(five.timestamp[600]) + FIVE_MIN, float(five.close[600]) * 0.98, None)
+    for t in (0, 1, 13, 40, 120, 301, 600, 601, 777, 1000, 1399):
+        now = analysis.close_ms(t)
+        views = {tf: s.upto(now) for tf, s in series.items()}
+        held = (position,) if t > 600 else ()
+        assert views["5m"].timestamp[-1] == five.timestamp[t]
+        assert analysis.at(t, positions=held) == analyse_symbol("ETH/BTC", views, positions=held, now_ms=now), t
 
-    def spying_analyse(symbol, candles, headlines=(), positions=(), now_ms=None):
-        latest_close = max(int(c.timestamp[-1]) + TIMEFRAME_MS[c.timeframe] for c in candles.values() if len(c))
-        trading = next(iter(candles.values()))
-        seen.append((now_ms, latest_close, int(trading.timestamp[-1]) + TIMEFRAME_MS[trading.timeframe]))
-        return analyse_symbol(symbol, candles, headlines=headlines, positions=positions, now_ms=now_ms)
 
-    config = BacktestConfig(timeframes=("5m", "15m", "1h", "4h"))
-    run_backtest(eth_btc.head(1200), config, analyse=spying_analyse)
-    assert len(seen) == 1200 - config.warmup
-    for now_ms, latest_close, trading_close in seen:
-        assert latest_close <= now_ms
-        assert trading_close == now_ms  # and the candle that just closed is not held back either
-
-
-def test_garbage_after_t_does_not_change_any_decision_up_to_t(eth_btc: Candles):
-    candles = eth_btc.head(1500)
-    cut = 1000  # candles after index `cut` are replaced by garbage
+@pytest.mark.parametrize("cut", [700, 1000, 1350])
+def test_garbage_after_t_does_not_change_any_decision_up_to_t(eth_btc: Candles, cut: int):
+    candles = eth_btc.head(1500)  # candles after index `cut` are replaced by garbage
     rng = np.random.default_rng(7)
     noise = lambda a: np.r_[a[: cut + 1], rng.uniform(0.01, 10.0, len(a) - cut - 1)]  # noqa: E731
     high = noise(candles.high)
@@ -122,6 +121,20 @@ def flat_then(next_candle: tuple[float, float, float, float]) -> Candles:
     return Candles("TEST/USD", "5m", ts, o, h, lo, c, np.ones(len(rows)))
 
 
+def per_candle(analyse):
+    """A scripted analyst written as a function of the candles up to each decision, as the backtest's analyst."""
+
+    class PerCandle:
+        def __init__(self, symbol, series):
+            self.symbol, self.series = symbol, series
+
+        def at(self, t, headlines=(), positions=(), now_ms=None):
+            views = {tf: s.upto(now_ms) for tf, s in self.series.items()}
+            return analyse(self.symbol, views, headlines=headlines, positions=positions, now_ms=now_ms)
+
+    return PerCandle
+
+
 def bullish_once(symbol, candles, headlines=(), positions=(), now_ms=None):
     first_decision = START + (WARMUP + 1) * FIVE_MIN
     score = 0.9 if now_ms == first_decision else 0.0
@@ -143,7 +156,7 @@ def fills_config(fee_bps: float = 0.0, slippage_bps: float = 0.0) -> BacktestCon
 
 
 def test_candle_touching_both_stop_and_target_counts_as_stopped_out():
-    result = run_backtest(flat_then((100.0, 111.0, 96.0, 105.0)), fills_config(), analyse=bullish_once)
+    result = run_backtest(flat_then((100.0, 111.0, 96.0, 105.0)), fills_config(), analysis=per_candle(bullish_once))
     (trade,) = result.trades
     assert trade.exit_reason == "stop" and trade.exit_price == pytest.approx(96.5)
     # the stop loses exactly the 1 % risk budget
@@ -152,14 +165,14 @@ def test_candle_touching_both_stop_and_target_counts_as_stopped_out():
 
 
 def test_take_profit_fills_at_the_target():
-    result = run_backtest(flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(), analyse=bullish_once)
+    result = run_backtest(flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(), analysis=per_candle(bullish_once))
     (trade,) = result.trades
     assert trade.exit_reason == "take_profit" and trade.exit_price == pytest.approx(110.0)
     assert trade.pnl == pytest.approx(10 * 10_000 * 0.01 / 3.5)
 
 
 def test_candle_opening_below_the_stop_fills_at_its_open():
-    result = run_backtest(flat_then((95.0, 95.5, 94.0, 95.0)), fills_config(), analyse=bullish_once)
+    result = run_backtest(flat_then((95.0, 95.5, 94.0, 95.0)), fills_config(), analysis=per_candle(bullish_once))
     (trade,) = result.trades
     assert trade.exit_reason == "stop" and trade.exit_price == pytest.approx(95.0)
 
@@ -167,7 +180,9 @@ def test_candle_opening_below_the_stop_fills_at_its_open():
 def test_fees_and_slippage_are_paid_on_entry_and_exit():
     fee, slip = 10 / 10_000, 5 / 10_000
     result = run_backtest(
-        flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(fee_bps=10, slippage_bps=5), analyse=bullish_once
+        flat_then((100.0, 111.0, 99.0, 109.0)),
+        fills_config(fee_bps=10, slippage_bps=5),
+        analysis=per_candle(bullish_once),
     )
     (trade,) = result.trades
     entry, exit_ = 100.0 * (1 + slip), 110.0 * (1 - slip)
@@ -204,35 +219,35 @@ def opening_at(open_: float) -> Candles:
 
 
 def test_an_order_fills_at_the_next_candles_open_not_at_the_close_that_decided_it():
-    result = run_backtest(opening_at(101.0), fills_config(), analyse=bullish_once)
+    result = run_backtest(opening_at(101.0), fills_config(), analysis=per_candle(bullish_once))
     (trade,) = result.trades
     assert trade.entry_price == pytest.approx(101.0)
     assert trade.entry_time == START + (WARMUP + 1) * FIVE_MIN  # the open of the candle after the decision
 
 
 def test_an_entry_whose_fill_gaps_past_its_stop_is_not_taken():
-    result = run_backtest(opening_at(95.0), fills_config(), analyse=bullish_once)
+    result = run_backtest(opening_at(95.0), fills_config(), analysis=per_candle(bullish_once))
     assert result.trades == () and result.exposure == 0.0
 
 
 def test_a_candle_opening_through_the_target_fills_at_its_better_open():
-    result = run_backtest(flat_then((112.0, 113.0, 111.0, 112.0)), fills_config(), analyse=bullish_once)
+    result = run_backtest(flat_then((112.0, 113.0, 111.0, 112.0)), fills_config(), analysis=per_candle(bullish_once))
     (trade,) = result.trades
     assert trade.exit_reason == "take_profit" and trade.exit_price == pytest.approx(112.0)
 
 
 def test_spot_markets_are_long_only_and_derivatives_may_short():
-    spot = run_backtest(flat_then((100.0, 100.5, 99.5, 100.0)), fills_config(), analyse=scripted(-0.9))
+    spot = run_backtest(flat_then((100.0, 100.5, 99.5, 100.0)), fills_config(), analysis=per_candle(scripted(-0.9)))
     assert spot.trades == ()
     perpetual = flat_then((100.0, 100.5, 99.5, 100.0))
     perpetual = Candles("TEST/USD:USD", "5m", perpetual.timestamp, perpetual.open, perpetual.high,
                         perpetual.low, perpetual.close, perpetual.volume)
-    short = run_backtest(perpetual, fills_config(), analyse=scripted(-0.9))
+    short = run_backtest(perpetual, fills_config(), analysis=per_candle(scripted(-0.9)))
     assert [t.side.value for t in short.trades] == ["short"]
 
 
 def test_drawdown_is_measured_at_the_candles_extremes_not_only_at_closes():
-    result = run_backtest(flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(), analyse=bullish_once)
+    result = run_backtest(flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(), analysis=per_candle(bullish_once))
     (trade,) = result.trades
     # Entered at 100; the exit candle dips to 99 before the target: the equity's worst point.
     assert result.strategy.max_drawdown == pytest.approx(trade.size * 1.0 / 10_000, rel=1e-6)
@@ -242,7 +257,9 @@ def test_drawdown_is_measured_at_the_candles_extremes_not_only_at_closes():
 def test_fees_slippage_and_profit_factor_add_up_over_the_trades():
     slip = 5 / 10_000
     result = run_backtest(
-        flat_then((100.0, 111.0, 99.0, 109.0)), fills_config(fee_bps=10, slippage_bps=5), analyse=bullish_once
+        flat_then((100.0, 111.0, 99.0, 109.0)),
+        fills_config(fee_bps=10, slippage_bps=5),
+        analysis=per_candle(bullish_once),
     )
     (trade,) = result.trades
     assert result.fees == pytest.approx(trade.fees)

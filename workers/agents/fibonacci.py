@@ -5,7 +5,11 @@ Swing detection, in two steps:
    earliest bar wins a tie), a swing low likewise with lows. A pivot is confirmed only once w
    later bars exist, so the last w bars can never be pivots: nothing is read from the future.
 2. Zigzag: pivots are made to alternate high/low (of two in a row of the same kind the more
-   extreme is kept), and a reversal smaller than `min_move` (default 3 x ATR(14)) is ignored.
+   extreme is kept), and a reversal smaller than `min_move` (default 3 x ATR(14) at the candle that
+   confirms the pivot) is ignored.
+
+`SwingSeries` walks the zigzag once over a whole series and answers "the last swing as of candle t"
+for every t, so a backtest does not redo it per candle; `fibonacci_at` reads it at one candle.
 
 The swing is the last zigzag leg A -> B. Low then high is an up-swing: retracements lie below the
 high (high - r x range) and extensions above it (low + e x range). High then low is a down-swing,
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import enum
 import math
+from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from workers.agents import indicators as ta
+from workers.agents.atr import atr_series
 from workers.agents.insight import AgentName, Insight, Level
 from workers.market.candles import Candles
 
@@ -99,9 +105,14 @@ def fractal_pivots(high: np.ndarray, low: np.ndarray, window: int = PIVOT_WINDOW
     ]
 
 
-def zigzag(high: np.ndarray, low: np.ndarray, window: int = PIVOT_WINDOW, min_move: float = 0.0) -> list[Pivot]:
-    """Fractal pivots made to alternate: the more extreme of same-kind neighbours, reversals >= min_move only."""
+def _walk(high: np.ndarray, low: np.ndarray, window: int, min_move: float | np.ndarray) -> Iterator[tuple[int, list]]:
+    """The zigzag as it grows: after each bar's pivots, (the bar that confirmed them, the zigzag so far).
+
+    `min_move` is one threshold, or one per bar read at the bar that confirms a pivot (its index + window),
+    so a live series and a backtest judge each reversal with what was known when it was confirmed; a NaN
+    threshold (no ATR yet) lets every reversal through."""
     index, price, is_high = _pivot_arrays(high, low, window)
+    moves = np.broadcast_to(np.asarray(min_move, dtype=np.float64), (np.asarray(high).shape[0],)).tolist()
     idx_l, price_l, high_l = index.tolist(), price.tolist(), is_high.tolist()
     zig: list[tuple[int, float, bool]] = []
     k = 0
@@ -114,6 +125,8 @@ def zigzag(high: np.ndarray, low: np.ndarray, window: int = PIVOT_WINDOW, min_mo
             # An outside bar made both a high and a low: first the kind that continues the zigzag.
             if zig and group[0][2] == zig[-1][2]:
                 group.reverse()
+        confirmed = group[0][0] + window
+        move = moves[confirmed]
         for pivot in group:
             if not zig:
                 zig.append(pivot)
@@ -121,13 +134,62 @@ def zigzag(high: np.ndarray, low: np.ndarray, window: int = PIVOT_WINDOW, min_mo
                 more_extreme = pivot[1] > zig[-1][1] if pivot[2] else pivot[1] < zig[-1][1]
                 if more_extreme:
                     zig[-1] = pivot
-            elif abs(pivot[1] - zig[-1][1]) >= min_move:
+            elif not move > abs(pivot[1] - zig[-1][1]):
                 zig.append(pivot)
+        yield confirmed, zig
         k += 1
-    return [Pivot(i, p, PivotKind.HIGH if h else PivotKind.LOW) for i, p, h in zig]
 
 
-def last_swing(high: np.ndarray, low: np.ndarray, window: int = PIVOT_WINDOW, min_move: float = 0.0) -> Swing | None:
+def _pivot(point: tuple[int, float, bool]) -> Pivot:
+    return Pivot(point[0], point[1], PivotKind.HIGH if point[2] else PivotKind.LOW)
+
+
+def zigzag(
+    high: np.ndarray, low: np.ndarray, window: int = PIVOT_WINDOW, min_move: float | np.ndarray = 0.0
+) -> list[Pivot]:
+    """Fractal pivots made to alternate: the more extreme of same-kind neighbours, reversals >= min_move only."""
+    grown = [zig for _, zig in _walk(high, low, window, min_move)]  # one list, grown in place
+    return [_pivot(p) for p in grown[-1]] if grown else []
+
+
+class SwingSeries:
+    """The zigzag's last two points as of every candle of a series, walked once: `at(t)` is what `zigzag`
+    of the candles up to t ends with, without redoing it per candle."""
+
+    def __init__(self, candles: Candles, window: int, min_move: float | np.ndarray) -> None:
+        self._confirmed: list[int] = []
+        self._states: list[tuple[tuple[int, float, bool] | None, tuple[int, float, bool]]] = []
+        self._pivots: dict[int, tuple[Pivot | None, Pivot]] = {}
+        for bar, zig in _walk(candles.high, candles.low, window, min_move):
+            state = (zig[-2] if len(zig) > 1 else None, zig[-1])
+            if self._states and self._states[-1] == state:
+                continue
+            if self._confirmed and self._confirmed[-1] == bar:
+                self._states[-1] = state
+            else:
+                self._confirmed.append(bar)
+                self._states.append(state)
+
+    def at(self, t: int) -> tuple[Pivot | None, Pivot] | None:
+        """(the point before the last, the last point) of the zigzag confirmed by candle t, or None."""
+        k = bisect_right(self._confirmed, t) - 1
+        if k < 0:
+            return None
+        state = self._pivots.get(k)
+        if state is None:  # made into Pivots once, when first read: a live cycle reads only the last one
+            before, last = self._states[k]
+            state = self._pivots[k] = ((_pivot(before) if before is not None else None), _pivot(last))
+        return state
+
+    def swing_at(self, t: int) -> Swing | None:
+        """The last completed leg confirmed by candle t."""
+        state = self.at(t)
+        return Swing(state[0], state[1]) if state is not None and state[0] is not None else None
+
+
+def last_swing(
+    high: np.ndarray, low: np.ndarray, window: int = PIVOT_WINDOW, min_move: float | np.ndarray = 0.0
+) -> Swing | None:
     """The most recent completed zigzag leg, or None when there are not two alternating pivots."""
     zig = zigzag(high, low, window, min_move)
     if len(zig) < 2:
@@ -167,14 +229,32 @@ def fibonacci_insight(
     atr: float | None = None,
 ) -> Insight:
     """Where the last close sits in the last significant swing of `candles` (`atr`: ATR(14) if known)."""
+    _, unit = atr_series(candles)
     n = len(candles)
-    close = float(candles.close[-1]) if n else 0.0
     if atr is None or not math.isfinite(atr) or atr <= 0:
-        atr_series = ta.atr(candles.high, candles.low, candles.close, 14)
-        atr = float(atr_series[-1]) if n and math.isfinite(atr_series[-1]) else 0.0
-        if atr <= 0 and n:
-            atr = float(np.mean(candles.high - candles.low))
-    swing = last_swing(candles.high, candles.low, window, min_move_atr * atr) if n else None
+        atr = float(unit[-1]) if n and math.isfinite(unit[-1]) else 0.0
+    swings = SwingSeries(candles, window, min_move_atr * unit)
+    return fibonacci_at(symbol, swings, n - 1, float(candles.close[-1]) if n else 0.0, atr, window)
+
+
+def _depth_score(depth: float) -> float:
+    """The pullback score `_DEPTH_SCORES` at `depth`, linear between the knots and flat beyond them."""
+    knots, scores = _DEPTH_KNOTS, _DEPTH_SCORES
+    if depth <= knots[0]:
+        return scores[0]
+    for k in range(1, len(knots)):
+        if depth <= knots[k]:
+            x0, x1 = knots[k - 1], knots[k]
+            return scores[k - 1] + (scores[k] - scores[k - 1]) * (depth - x0) / (x1 - x0)
+    return scores[-1]
+
+
+def fibonacci_at(
+    symbol: str, swings: SwingSeries, t: int, close: float, atr: float, window: int = PIVOT_WINDOW
+) -> Insight:
+    """The Fibonacci Insight at candle t: the last swing confirmed by then, and where `close` sits in it."""
+    n = t + 1
+    swing = swings.swing_at(t) if n else None
     if swing is None or swing.high <= swing.low:
         return Insight(
             agent=AgentName.FIBONACCI,
@@ -189,7 +269,7 @@ def fibonacci_insight(
     rng = hi - lo
     direction = 1.0 if swing.up else -1.0
     depth = (hi - close) / rng if swing.up else (close - lo) / rng
-    score = direction * float(np.interp(depth, _DEPTH_KNOTS, _DEPTH_SCORES))
+    score = direction * _depth_score(depth)
 
     levels = swing_levels(swing)
     ends = [Level("swing_high", hi), Level("swing_low", lo)]
@@ -229,14 +309,14 @@ def fibonacci_insight(
         "swing_high": hi,
         "swing_low": lo,
         "swing_direction": direction,
-        "retracement": float(depth),
+        "retracement": depth,
         "bars_since_swing_end": float(n - 1 - swing.end.index),
     }
     return Insight(
         agent=AgentName.FIBONACCI,
         symbol=symbol,
-        score=float(np.clip(score, -1.0, 1.0)),
-        confidence=float(np.clip(confidence, 0.0, 1.0)),
+        score=max(-1.0, min(1.0, score)),
+        confidence=max(0.0, min(1.0, confidence)),
         reasons=tuple(reasons),
         levels=tuple(out_levels),
         values=values,

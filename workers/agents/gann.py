@@ -14,7 +14,8 @@ Definitions used here (Gann left several readings open; these are the ones this 
 - Time cycles: bars since the pivot are compared with Gann's counts (GANN_CYCLES); within 3 % (at
   least one bar) of one, a turn is "due" and the move since the pivot is treated as tiring.
 - Major pivot: the last point of a zigzag of fractal pivots (see fibonacci.py) with a 10-bar window
-  and reversals of at least 5 ATR, falling back to 5 bars and 3 ATR on short series.
+  and reversals of at least 5 ATR, falling back to 5 bars and 3 ATR on short series. `PivotSeries`
+  walks both once over a series; `gann_at` reads it at one candle.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import math
 
 import numpy as np
 
-from workers.agents import indicators as ta
-from workers.agents.fibonacci import Pivot, PivotKind, zigzag
+from workers.agents.atr import atr_series
+from workers.agents.fibonacci import Pivot, PivotKind, SwingSeries
 from workers.agents.insight import AgentName, Insight, Level
 from workers.market.candles import Candles
 
@@ -52,15 +53,18 @@ def price_scale(price: float) -> float:
     return 10.0 ** (2 - math.floor(math.log10(price)))
 
 
+_TURNS = tuple((f"gann_+{deg}", f"gann_-{deg}", deg / 180.0) for deg in GANN_DEGREES)
+
+
 def square_of_nine_levels(anchor: float, scale: float = 1.0) -> list[Level]:
-    """Levels `gann_+45` .. `gann_+360` and `gann_-45` .. `gann_-360` turned from `anchor`."""
-    levels = []
-    for deg in GANN_DEGREES:
-        levels.append(Level(f"gann_+{deg}", square_of_nine(anchor * scale, deg) / scale))
-    for deg in GANN_DEGREES:
-        if math.sqrt(anchor * scale) - deg / 180.0 > 0:
-            levels.append(Level(f"gann_-{deg}", square_of_nine(anchor * scale, -deg) / scale))
-    return levels
+    """Levels `gann_+45` .. `gann_+360` and `gann_-45` .. `gann_-360` turned from `anchor` (`square_of_nine`
+    written out: this runs at every candle of a backtest)."""
+    if anchor <= 0:
+        raise ValueError("Square of 9 needs a positive price")
+    root = math.sqrt(anchor * scale)
+    up = [Level(name, (root + turn) * (root + turn) / scale) for name, _, turn in _TURNS]
+    down = [Level(name, (root - turn) * (root - turn) / scale) for _, name, turn in _TURNS if root - turn > 0]
+    return up + down
 
 
 def one_by_one(pivot_price: float, rising: bool, bars: int, scale: float = 1.0) -> float:
@@ -69,8 +73,7 @@ def one_by_one(pivot_price: float, rising: bool, bars: int, scale: float = 1.0) 
     return max(root, 0.0) ** 2 / scale
 
 
-def cycle_status(bars_since: int) -> tuple[int | None, int | None]:
-    """(the Gann count hit now or None, the next count still ahead or None)."""
+def _cycle_status(bars_since: int) -> tuple[int | None, int | None]:
     hit = next(
         (c for c in GANN_CYCLES if abs(bars_since - c) <= max(1, round(CYCLE_TOLERANCE * c))),
         None,
@@ -79,13 +82,36 @@ def cycle_status(bars_since: int) -> tuple[int | None, int | None]:
     return hit, ahead
 
 
-def major_pivot(candles: Candles, atr: float) -> Pivot | None:
-    """The last pivot of the major zigzag, or of the fallback one on short series."""
-    for window, move in PIVOT_SETTINGS:
-        zig = zigzag(candles.high, candles.low, window, move * atr)
-        if zig:
-            return zig[-1]
-    return None
+# Every count is at most 360 (+ its tolerance), so the answers up to there are a table.
+_CYCLE_TABLE = [_cycle_status(bars) for bars in range(GANN_CYCLES[-1] + 2 * max(1, round(CYCLE_TOLERANCE * 360)))]
+
+
+def cycle_status(bars_since: int) -> tuple[int | None, int | None]:
+    """(the Gann count hit now or None, the next count still ahead or None)."""
+    if 0 <= bars_since < len(_CYCLE_TABLE):
+        return _CYCLE_TABLE[bars_since]
+    return _cycle_status(bars_since)
+
+
+class PivotSeries:
+    """The last major pivot as of every candle of a series: the major zigzag's last point, or the fallback
+    zigzag's while the major one has none (short series). Built once, read at any candle; the fallback is
+    walked only when it is needed, unless given (the Fibonacci agent's zigzag has the same settings)."""
+
+    def __init__(self, candles: Candles, unit: np.ndarray, fallback: SwingSeries | None = None) -> None:
+        (window, move), _ = PIVOT_SETTINGS
+        self._candles, self._unit = candles, unit
+        self._major = SwingSeries(candles, window, move * unit)
+        self._minor = fallback
+
+    def at(self, t: int) -> Pivot | None:
+        state = self._major.at(t)
+        if state is None:
+            if self._minor is None:
+                _, (window, move) = PIVOT_SETTINGS
+                self._minor = SwingSeries(self._candles, window, move * self._unit)
+            state = self._minor.at(t)
+        return state[1] if state is not None else None
 
 
 def gann_insight(symbol: str, candles: Candles, scale: float | None = None, atr: float | None = None) -> Insight:
@@ -93,14 +119,20 @@ def gann_insight(symbol: str, candles: Candles, scale: float | None = None, atr:
 
     `scale` overrides the automatic price scale; `atr` is ATR(14) of `candles` when already known.
     """
+    _, unit = atr_series(candles)
     n = len(candles)
-    close = float(candles.close[-1]) if n else 0.0
     if atr is None or not math.isfinite(atr) or atr <= 0:
-        atr_series = ta.atr(candles.high, candles.low, candles.close, 14)
-        atr = float(atr_series[-1]) if n and math.isfinite(atr_series[-1]) else 0.0
-        if atr <= 0 and n:
-            atr = float(np.mean(candles.high - candles.low))
-    pivot = major_pivot(candles, atr) if n and close > 0 else None
+        atr = float(unit[-1]) if n and math.isfinite(unit[-1]) else 0.0
+    close = float(candles.close[-1]) if n else 0.0
+    return gann_at(symbol, PivotSeries(candles, unit), n - 1, close, atr, scale)
+
+
+def gann_at(
+    symbol: str, pivots: PivotSeries, t: int, close: float, atr: float, scale: float | None = None
+) -> Insight:
+    """The Gann Insight at candle t, whose close is `close`, from the last major pivot confirmed by then."""
+    n = t + 1
+    pivot = pivots.at(t) if n and close > 0 else None
     if pivot is None or pivot.price <= 0:
         return Insight(
             agent=AgentName.GANN,
@@ -173,8 +205,8 @@ def gann_insight(symbol: str, candles: Candles, scale: float | None = None, atr:
     return Insight(
         agent=AgentName.GANN,
         symbol=symbol,
-        score=float(np.clip(score, -1.0, 1.0)),
-        confidence=float(np.clip(confidence, 0.0, 1.0)),
+        score=max(-1.0, min(1.0, score)),
+        confidence=max(0.0, min(1.0, confidence)),
         reasons=tuple(reasons),
         levels=tuple(out_levels),
         values=values,
