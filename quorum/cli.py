@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rotate-master-key": ("tenants.vault_commands", "re-wrap every tenant data key under the active master key"),
     "admin": ("tenants.admin_commands", "platform operators: grant, revoke, list"),
     "backtest": ("workers.backtest", "replay a CSV through the agents, the rules brain and simulated fills"),
+    "walk-forward": ("workers.walk_forward", "choose rules-brain parameters on past windows, score the next"),
     "market-data": ("workers.market.choice", "say which candles `quorum run` trades on (live or recorded), as JSON"),
     "decide": ("workers.brain.decide_command", "run one decision on replay data and explain it"),
 }

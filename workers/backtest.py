@@ -126,6 +126,7 @@ class BacktestResult:
     trades: tuple[Trade, ...]
     decisions: tuple[tuple[int, Decision], ...]  # (decision time in ms, decision), one per candle
     equity_curve: np.ndarray = field(repr=False)  # marked at each trading candle's close
+    worst_curve: np.ndarray = field(repr=False)  # the same candles marked at their worst extreme
 
     @property
     def n_trades(self) -> int:
@@ -281,7 +282,12 @@ def run_backtest(
 
     analyst = (analysis or SymbolAnalysis)(symbol, series)
     derivatives = ":" in symbol if config.derivatives is None else config.derivatives
-    rules = config.rules if derivatives else msgspec.structs.replace(config.rules, allow_short=False)
+    # The brain's cost-aware entry weighs the same fees and slippage the fills charge.
+    rules = msgspec.structs.replace(
+        config.rules,
+        allow_short=config.rules.allow_short and derivatives,
+        round_trip_cost=2 * (config.fee_bps + config.slippage_bps) / 10_000,
+    )
     brain = RulesBrain(config.weights, rules)
     account = _Account(config.equity, config.fee_bps, config.slippage_bps)
     ts, op, hi, lo, cl = bars.timestamp, bars.open, bars.high, bars.low, bars.close
@@ -337,6 +343,7 @@ def run_backtest(
 
     bars_per_year = YEAR_MS / tf_ms
     start_equity = np.r_[config.equity, equity_curve]
+    start_worst = np.r_[config.equity, worst_curve]
     hold_curve, hold_worst = _buy_and_hold(cl[config.warmup:], lo[config.warmup:], config)
     return BacktestResult(
         symbol=symbol,
@@ -345,13 +352,14 @@ def run_backtest(
         end_ms=end,
         bars=m,
         bars_per_year=bars_per_year,
-        strategy=performance(start_equity, bars_per_year, np.r_[config.equity, worst_curve]),
+        strategy=performance(start_equity, bars_per_year, start_worst),
         buy_and_hold=performance(hold_curve, bars_per_year, hold_worst),
         do_nothing=performance(np.full(m + 1, config.equity), bars_per_year),
         exposure=in_position / m,
         trades=tuple(account.trades),
         decisions=tuple(decisions),
         equity_curve=start_equity,
+        worst_curve=start_worst,
     )
 
 

@@ -368,6 +368,8 @@ def technical_at(
         "bb_lower": bb_lower if bb_upper is not None else close,
         "bb_percent_b": percent_b,
         "trend_alignment": alignment,
+        # The trend of the slowest timeframe read (the regime a rules brain may filter entries by).
+        "regime_trend": next(reversed(trends.values()), 0.0),
         "candles": float(n),
     }
     for tf, strength in trends.items():

@@ -56,6 +56,7 @@ RESISTANCE_LEVEL = "resistance"
 TRAILING_STOP_LEVEL = "trailing_stop"
 BREAK_EVEN_LEVEL = "break_even"
 R_MULTIPLE_KEY = "r_multiple"  # the positions agent's unrealised profit in units of the initial risk
+REGIME_KEY = "regime_trend"  # the technical agent's trend of the slowest timeframe it read
 
 
 class RulesParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +77,18 @@ class RulesParams(msgspec.Struct, frozen=True, kw_only=True):
     positions_exit_score: float = 0.5
     break_even_at_r: float = 1.0  # adopt the agent's break-even stop from this profit, in R
     trail_from_r: float = 1.5  # adopt the agent's trailing stop from this profit, in R
+    # Regime filter: open a long only while the slowest timeframe's trend (the technical agent's
+    # `regime_trend`, in [-1, 1]) is at least this, a short only while it is at most minus this, and close
+    # a position once it has turned against it by as much. None: no filter.
+    regime_trend: float | None = None
+    # Cost-aware entry: open only when a candle's typical move (the ATR) is worth at least `min_edge` round
+    # trips of costs (`round_trip_cost`: fees and slippage of an entry and its exit, as a fraction of price),
+    # so a timeframe whose moves the costs eat is not traded.
+    round_trip_cost: float = 0.003
+    min_edge: float = 0.0
+    # Trend following: enter in the direction of the regime whenever it is at least `regime_trend` strong,
+    # whatever the consensus (which then only closes a position that it turns against).
+    follow_regime: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +171,12 @@ def _nearest_level(fib: Insight | None, entry: float, named: str, below: bool) -
     return max(side, key=lambda np_: np_[1]) if below else min(side, key=lambda np_: np_[1])
 
 
+def _regime(insights: Sequence[Insight]) -> float:
+    technical = _first(insights, AgentName.TECHNICAL)
+    value = technical.values.get(REGIME_KEY, 0.0) if technical is not None else 0.0
+    return value if math.isfinite(value) else 0.0
+
+
 def _exit_requested(positions: Insight | None, direction: float, threshold: float) -> bool:
     """Whether the positions agent recommends trading against the position by at least `threshold`."""
     return positions is not None and math.isfinite(positions.score) and -direction * positions.score >= threshold
@@ -215,9 +234,15 @@ class RulesBrain:
         def wait(why: str) -> Decision:
             return Decision(Action.WAIT, symbol, confidence=0.0, reasons=(why, summary))
 
-        if abs(consensus.score) < p.open_threshold:
+        regime = _regime(insights)
+        if p.follow_regime:
+            direction = 1.0 if regime > 0 else -1.0
+        elif abs(consensus.score) < p.open_threshold:
             return wait(f"consensus weaker than {p.open_threshold}")
-        if consensus.agreement < p.min_agreement:
+        if p.regime_trend is not None and direction * regime < p.regime_trend:
+            side = "up" if direction > 0 else "down"
+            return wait(f"the slowest timeframe's trend {regime:+.2f} is not {side} by {p.regime_trend}")
+        if consensus.agreement < p.min_agreement and not p.follow_regime:
             return wait(f"agents agree less than {p.min_agreement}")
         if direction < 0 and not p.allow_short:
             return wait("bearish consensus but shorting is not allowed")
@@ -227,6 +252,11 @@ class RulesBrain:
             return wait("no ATR to place the stop with")
         entry = float(price)
         atr = float(atr)
+        if atr / entry < p.min_edge * p.round_trip_cost:
+            return wait(
+                f"a candle's typical move (ATR {atr / entry:.2%}) pays less than {p.min_edge:g} round trips of costs "
+                f"({p.round_trip_cost:.2%} each)"
+            )
         fib = _first(insights, AgentName.FIBONACCI)
         long = direction > 0
         reasons = [summary, "carried by " + ", ".join(consensus.carried_by(direction))]
@@ -304,6 +334,9 @@ class RulesBrain:
         )
         if stop_hit:
             return close(f"price {price:.8g} is through the stop {position.stop_loss:.8g}", 1.0)
+        regime = _regime(insights)
+        if p.regime_trend is not None and -direction * regime >= p.regime_trend:
+            return close(f"the slowest timeframe's trend turned against the position ({regime:+.2f})", 1.0)
         if against >= p.close_threshold and consensus.agreement >= p.min_agreement:
             return Decision(
                 Action.CLOSE,
