@@ -200,14 +200,19 @@ async def test_an_open_fills_on_paper_with_fee_and_slippage_and_the_stop_or_targ
         assert abs(position.unrealized_pnl - (position.mark_price - position.entry_price) * position.amount) < exact
     assert position.status == "closed" and position.close_reason in ("stop_loss", "take_profit")
     level = position.stop_loss if position.close_reason == "stop_loss" else position.take_profit
-    assert position.exit_price == level
+    # The exchange's exit is the closing order, slipped against us and paying its fee, like any other order.
+    entry_order, exit_order = await rows(database, tenant, Order, bot_id)
+    entry_fill, exit_fill = await rows(database, tenant, Fill, bot_id)
+    assert (exit_order.leg, exit_order.side, exit_order.status) == ("close", "sell", "filled")
+    assert exit_order.decision_id is None  # no decision sent it: the stop or target on the exchange did
+    assert exit_fill.order_id == exit_order.id and exit_fill.amount == position.amount
+    assert position.exit_price == exit_fill.price == exit_order.average_price < level  # a long sells below the level
+    assert exit_fill.fee > 0 and position.fees == entry_fill.fee + exit_fill.fee
     async with TenantScope.of(tenant).session(database) as session:
         kinds = set((await session.scalars(select(Event.type).where(Event.bot_id == bot_id))).all())
     assert {"decision", "order", "trade.opened", f"trade.{position.close_reason}"} <= kinds
     (account_row,) = await rows(database, tenant, PaperAccount, bot_id)
-    cash = Decimal(account_row.balances["BTC"])
-    expected = 1 + position.realized_pnl  # realised PnL is after both fees; the paper book agrees within slippage
-    assert abs(cash - expected) < position.amount * level * Decimal("0.002")
+    assert Decimal(account_row.balances["BTC"]) == 1 + position.realized_pnl  # after both fees, to the last unit
 
 
 async def test_one_tenant_raising_and_one_timing_out_do_not_delay_a_third(

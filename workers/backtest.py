@@ -12,16 +12,20 @@ Simulation rules
   (tests/backtest/test_backtest.py scrambles the future and compares every decision).
 * A decision is taken at the close of every trading candle after `warmup` candles; the order it makes
   fills at the NEXT candle's open (the signal's own close is already gone when the order reaches the
-  exchange), moved against us by `slippage_bps`, and pays `fee_bps` of the notional. An entry whose
-  fill lands beyond its own stop is not taken.
+  exchange). Fills, stops, targets, fees, slippage, PnL and margin are the paper exchange's own model
+  (`workers.market.fills`): moved against us by `slippage_bps`, paying `fee_bps` of the notional.
 * Spot markets (`BASE/QUOTE`) are long-only; shorts need a derivatives market (`BASE/QUOTE:SETTLE`)
   or `derivatives=True`.
 * Stops and take-profits are checked on the high/low of every candle in the position, the entry
   candle included. A candle that opens through the stop or the target fills at its open; if one
   candle touches both, the stop is assumed to have been hit first (conservative). Slippage and fees
   apply to these exits too.
-* Size risks `risk_pct` of the current equity between entry and stop, capped so the notional stays
-  within `max_leverage` x equity. A position still open at the end is closed at the last close.
+* The live cycle's risk guard (`workers.brain.risk.guard`) sizes each entry against its fill price:
+  `risk_pct` of the current equity between entry and stop, the notional capped at `max_leverage` x
+  equity less `cost_reserve_pct` (kept for the fill's costs, as live). The guard refuses an entry whose
+  fill lands beyond its own stop and drops a take-profit already behind it; an entry whose margin and
+  fee do not fit the cash is not taken (the paper exchange would refuse it). A position still open at
+  the end is closed at the last close.
 
 Figures
 -------
@@ -41,6 +45,7 @@ import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
 import msgspec
@@ -48,7 +53,10 @@ import numpy as np
 
 from workers.agents.insight import AgentName, Headline, Insight, OpenPosition, PositionSide
 from workers.brain.decision import Action, Decision
+from workers.brain.risk import AccountState, RiskConfig, guard
 from workers.brain.rules import RulesBrain, RulesParams
+from workers.exchanges.base import Side
+from workers.market import fills
 from workers.market.candles import TIMEFRAME_MS, Candles
 
 YEAR_MS = 365 * 24 * 3_600_000
@@ -82,6 +90,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True):
     equity: float = 10_000.0  # starting equity in quote currency
     risk_pct: float = 1.0  # equity risked between entry and stop, in percent
     max_leverage: float = 1.0  # notional cap as a multiple of equity (1 = spot)
+    cost_reserve_pct: float = 1.0  # of the notional cap, kept for fees and slippage (the live cycle's)
     warmup: int = 300  # trading candles before the first decision
     weights: dict[AgentName, float] | None = None  # per-agent weights for the rules brain
     rules: RulesParams = RulesParams()
@@ -173,85 +182,84 @@ def performance(equity: np.ndarray, bars_per_year: float, worst: np.ndarray | No
     return Performance(total, drawdown, sharpe, sortino, cagr)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Position:
+    """The open position as the agents and the loop see it, in floats; the account holds the exact one."""
+
     side: PositionSide
     entry_time: int
-    entry_price: float
+    entry_price: float  # fill, after slippage
     size: float
-    entry_fee: float
-    entry_slippage: float
     stop: float
     take_profit: float | None
 
-    @property
-    def sign(self) -> float:
-        return 1.0 if self.side == PositionSide.LONG else -1.0
+
+_REASONS = {fills.STOP_LOSS: "stop", fills.TAKE_PROFIT: "take_profit"}
 
 
 class _Account:
-    """Cash plus at most one position; every fill pays slippage and fees."""
+    """Cash plus at most one position, filled by the one fill model."""
 
-    def __init__(self, equity: float, fee_bps: float, slippage_bps: float) -> None:
-        self.cash = equity
-        self.fee = fee_bps / 10_000
-        self.slip = slippage_bps / 10_000
+    def __init__(self, symbol: str, equity: float, model: fills.FillModel) -> None:
+        self.symbol = symbol
+        self.cash = fills.decimal(equity)
+        self.model = model
+        self.holding: fills.Holding | None = None
         self.position: _Position | None = None
         self.trades: list[Trade] = []
+        self._entry: tuple[int, fills.Fill] | None = None
 
     def equity(self, price: float) -> float:
-        p = self.position
-        return self.cash if p is None else self.cash + p.sign * p.size * price
+        h = self.holding
+        return float(self.cash if h is None else self.cash + h.pnl(fills.decimal(price)))
 
-    def fill_price(self, price: float, buying: bool) -> float:
-        return price * (1 + self.slip) if buying else price * (1 - self.slip)
+    def open(self, time: int, reference: float, decision: Decision) -> None:
+        """Fill the guarded `decision` against `reference`, unless its margin and fee do not fit the cash."""
+        assert decision.size is not None and decision.stop_loss is not None
+        side = Side.BUY if decision.action == Action.OPEN_LONG else Side.SELL
+        fill = self.model.market(side, fills.decimal(decision.size), fills.decimal(reference))
+        target = fills.decimal(decision.take_profit) if decision.take_profit is not None else None
+        netted = fills.net(None, fill, symbol=self.symbol, leverage=fills.decimal(decision.leverage),
+                           stop_loss=fills.decimal(decision.stop_loss), take_profit=target)
+        if fill.amount <= 0 or netted.required > self.cash:
+            return
+        self.cash += netted.cash
+        self._entry = (time, fill)
+        self._hold(netted.holding)
 
-    def open(self, side: PositionSide, time: int, price: float, size: float, stop: float, tp: float | None):
-        sign = 1.0 if side == PositionSide.LONG else -1.0
-        fill = self.fill_price(price, buying=sign > 0)
-        fee = size * fill * self.fee
-        self.cash -= sign * size * fill + fee
-        self.position = _Position(side, time, fill, size, fee, size * abs(fill - price), stop, tp)
+    def trigger(self, open_: float, high: float, low: float) -> fills.Trigger | None:
+        assert self.holding is not None
+        d = fills.decimal
+        return fills.trigger(self.holding, d(open_), d(high), d(low))
 
-    def close(self, time: int, price: float, reason: str) -> None:
-        p = self.position
-        assert p is not None
-        fill = self.fill_price(price, buying=p.sign < 0)
-        fee = p.size * fill * self.fee
-        self.cash += p.sign * p.size * fill - fee
-        pnl = p.sign * p.size * (fill - p.entry_price) - p.entry_fee - fee
-        fees = p.entry_fee + fee
-        slippage = p.entry_slippage + p.size * abs(fill - price)
-        self.trades.append(Trade(p.side, p.entry_time, p.entry_price, time, fill, p.size, fees, slippage, pnl, reason))
-        self.position = None
+    def tighten_stop(self, stop: float, price: float) -> None:
+        assert self.holding is not None
+        self._hold(self.holding.tightened(fills.decimal(stop), fills.decimal(price)))
 
+    def close(self, time: int, reference: Decimal, reason: str) -> None:
+        h, entry = self.holding, self._entry
+        assert h is not None and entry is not None
+        entry_time, opened = entry
+        fill = self.model.market(fills.closing_side(h.side), h.amount, reference)
+        netted = fills.net(h, fill, symbol=self.symbol)
+        self.cash += netted.cash
+        fees = h.fees + fill.fee
+        self.trades.append(Trade(
+            PositionSide(h.side.value), entry_time, float(opened.price), time, float(fill.price), float(h.amount),
+            float(fees), float(opened.slippage + fill.slippage), float(netted.realised - fees), reason,
+        ))
+        self.holding = self.position = self._entry = None
 
-def _exit_within(p: _Position, open_: float, high: float, low: float) -> tuple[float, str] | None:
-    """Where a candle takes the position out, if it does; the stop wins when both are touched."""
-    if p.side == PositionSide.LONG:
-        if low <= p.stop:
-            return min(open_, p.stop), "stop"
-        if p.take_profit is not None and high >= p.take_profit:
-            return max(open_, p.take_profit), "take_profit"  # a gap through the target fills at the open
-    else:
-        if high >= p.stop:
-            return max(open_, p.stop), "stop"
-        if p.take_profit is not None and low <= p.take_profit:
-            return min(open_, p.take_profit), "take_profit"
-    return None
-
-
-def _tighten_stop(p: _Position, stop: float, price: float) -> None:
-    """Move the stop to `stop` if that is tighter and still on the right side of `price`; never loosen it."""
-    if (p.stop < stop < price) if p.sign > 0 else (price < stop < p.stop):
-        p.stop = stop
-
-
-def _size(equity: float, entry: float, stop: float, risk_pct: float, max_leverage: float) -> float:
-    risk_per_unit = abs(entry - stop)
-    if risk_per_unit <= 0 or entry <= 0 or equity <= 0:
-        return 0.0
-    return min(equity * risk_pct / 100 / risk_per_unit, equity * max_leverage / entry)
+    def _hold(self, h: fills.Holding | None) -> None:
+        self.holding = h
+        if h is None or self._entry is None:
+            self.position = None
+            return
+        self.position = _Position(
+            PositionSide(h.side.value), self._entry[0], float(h.entry_price), float(h.amount),
+            float(h.stop_loss) if h.stop_loss is not None else math.nan,
+            float(h.take_profit) if h.take_profit is not None else None,
+        )
 
 
 def run_backtest(
@@ -289,7 +297,7 @@ def run_backtest(
         round_trip_cost=2 * (config.fee_bps + config.slippage_bps) / 10_000,
     )
     brain = RulesBrain(config.weights, rules)
-    account = _Account(config.equity, config.fee_bps, config.slippage_bps)
+    account = _Account(symbol, config.equity, fills.FillModel.from_bps(config.fee_bps, config.slippage_bps))
     ts, op, hi, lo, cl = bars.timestamp, bars.open, bars.high, bars.low, bars.close
     decisions: list[tuple[int, Decision]] = []
     m = n - config.warmup
@@ -307,11 +315,12 @@ def run_backtest(
         p = account.position
         if p is not None:
             in_position += 1
-            hit = _exit_within(p, open_, high, low)
-            adverse = low if p.sign > 0 else high  # a stop caps the candle's worst at its own price
-            worst_curve[i - config.warmup] = account.equity(hit[0] if hit and hit[1] == "stop" else adverse)
+            hit = account.trigger(open_, high, low)
+            adverse = low if p.side == PositionSide.LONG else high  # a stop caps the candle's worst at its own price
+            stopped = hit is not None and hit.reason == fills.STOP_LOSS
+            worst_curve[i - config.warmup] = account.equity(float(hit.price) if stopped else adverse)
             if hit is not None:
-                account.close(now, hit[0], hit[1])
+                account.close(now, hit.price, _REASONS[hit.reason])
         else:
             worst_curve[i - config.warmup] = account.cash
 
@@ -329,7 +338,7 @@ def run_backtest(
             if decision.action == Action.CLOSE:
                 pending = decision
             elif decision.action == Action.HOLD and decision.stop_loss is not None:
-                _tighten_stop(p, decision.stop_loss, price)  # the amended stop order rests from now on
+                account.tighten_stop(decision.stop_loss, price)  # the amended stop order rests from now on
         elif decision.action in (Action.OPEN_LONG, Action.OPEN_SHORT) and decision.stop_loss is not None:
             pending = decision
 
@@ -337,7 +346,7 @@ def run_backtest(
 
     end = int(ts[-1]) + tf_ms
     if account.position is not None:
-        account.close(end, float(cl[-1]), "end")
+        account.close(end, fills.decimal(cl[-1]), "end")
         equity_curve[-1] = account.cash
         worst_curve[-1] = min(worst_curve[-1], account.cash)
 
@@ -364,31 +373,36 @@ def run_backtest(
 
 
 def _execute(account: _Account, decision: Decision, time: int, open_: float, config: BacktestConfig) -> None:
-    """Fill the order `decision` made at the last close, at this candle's open."""
-    p = account.position
+    """Fill the order `decision` made at the last close, at this candle's open, sized by the risk guard."""
     if decision.action == Action.CLOSE:
-        if p is not None:
-            account.close(time, open_, "close")
+        if account.holding is not None:
+            account.close(time, fills.decimal(open_), "close")
         return
-    if p is not None or decision.stop_loss is None:
+    if account.holding is not None or decision.stop_loss is None:
         return
-    side = PositionSide.LONG if decision.action == Action.OPEN_LONG else PositionSide.SHORT
-    fill = account.fill_price(open_, buying=side == PositionSide.LONG)
-    right_side = decision.stop_loss < fill if side == PositionSide.LONG else decision.stop_loss > fill
-    size = _size(account.equity(open_), fill, decision.stop_loss, config.risk_pct, config.max_leverage)
-    if right_side and size > 0:  # a gap past the stop before the fill: the trade is not taken
-        account.open(side, time, open_, size, decision.stop_loss, decision.take_profit)
+    side = Side.BUY if decision.action == Action.OPEN_LONG else Side.SELL
+    fill_price = float(account.model.fill_price(side, fills.decimal(open_)))
+    # The guard sizes against the fill; the leverage asked for is the cap, as `max_leverage` means.
+    asked = msgspec.structs.replace(decision, entry=fill_price, leverage=config.max_leverage, size=None)
+    risk = RiskConfig(max_leverage=config.max_leverage, risk_per_trade_pct=config.risk_pct,
+                      daily_loss_limit_pct=0.0, cost_reserve_pct=config.cost_reserve_pct)
+    guarded = guard(asked, risk, AccountState(equity=account.equity(open_)), price=fill_price)
+    if not guarded.vetoed:  # vetoed: a gap past the stop before the fill, or nothing left to risk
+        account.open(time, open_, guarded.decision)
 
 
 def _buy_and_hold(closes: np.ndarray, lows: np.ndarray, config: BacktestConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Equity of buying at the first close and selling at the last, with the same fees and slippage, marked at
+    """Equity of buying at the first close and selling at the last, through the same fill model, marked at
     the closes and at the lows."""
-    fee, slip = config.fee_bps / 10_000, config.slippage_bps / 10_000
-    entry = closes[0] * (1 + slip)
-    size = config.equity / (entry * (1 + fee))
-    curve = np.r_[config.equity, size * closes]
-    curve[-1] = size * closes[-1] * (1 - slip) * (1 - fee)
-    worst = np.r_[config.equity, size * lows]
+    model = fills.FillModel.from_bps(config.fee_bps, config.slippage_bps)
+    equity, first, last = fills.decimal(config.equity), fills.decimal(closes[0]), fills.decimal(closes[-1])
+    bought = model.market(Side.BUY, equity / (model.fill_price(Side.BUY, first) * (1 + model.fee_rate)), first)
+    left = equity + bought.cash_flow - bought.fee  # what the rounding of the amount left in cash
+    sold = model.market(Side.SELL, bought.amount, last)
+    size, cash = float(bought.amount), float(left)
+    curve = np.r_[config.equity, cash + size * closes]
+    curve[-1] = float(left + sold.cash_flow - sold.fee)
+    worst = np.r_[config.equity, cash + size * lows]
     worst[1] = config.equity  # bought at the first candle's close: its low came before
     return curve, np.minimum(worst, curve)
 

@@ -55,8 +55,10 @@ from workers.exchanges.base import (
     OrderIntent,
     OrderType,
     Position,
+    PositionSide,
     Side,
     client_order_id,
+    exit_client_order_id,
 )
 from workers.exchanges.errors import (
     DuplicateClientOrderId,
@@ -69,10 +71,10 @@ from workers.exchanges.errors import (
     retry_read,
 )
 from workers.exchanges.factory import Credentials
-from workers.exchanges.paper import exit_trigger, settle_currency
 from workers.market.cache import MarketDataError, UnknownMarket
 from workers.market.candles import TIMEFRAME_MS, Candles
 from workers.market.feed import MarketFeed
+from workers.market.fills import Holding, first_trigger, settle_currency
 from workers.metrics import observe_cycle, observe_decision
 from workers.notify.outbox import SendTask, publish_events
 
@@ -252,7 +254,7 @@ class _Run:
         self.candle_end = {symbol: _candle_end(series) for symbol, series in market.items()}
         await self._reconcile_orders(claim, exchange)
         held = await retry_read(exchange.fetch_positions, symbols)
-        open_rows = await self._reconcile_positions(claim, held, market)
+        open_rows = await self._reconcile_positions(claim, exchange, exchange_name, held, market)
         balance = await retry_read(exchange.fetch_balance)
         quote = settle_currency(symbols[0])
         unrealized = sum(
@@ -450,10 +452,17 @@ class _Run:
             claim.positions = fresh
 
     async def _reconcile_positions(
-        self, claim: ledger.Claim, held: list[Position], market: dict[str, dict[str, Candles]]
+        self,
+        claim: ledger.Claim,
+        exchange: Exchange,
+        exchange_name: str,
+        held: list[Position],
+        market: dict[str, dict[str, Candles]],
     ) -> list[ledger.OpenPositionRow]:
         """Close here what the exchange closed (stop-loss, take-profit, by hand); the rest are marked to market
-        when the cycle finishes."""
+        when the cycle finishes. An exit the exchange reports (the paper exchange does, by `exit_client_order_id`)
+        is recorded as the closing order with its own price and fee; otherwise the close is estimated from the
+        candles, without a fee."""
         by_symbol = {p.symbol: p for p in held}
         still_open: list[ledger.OpenPositionRow] = []
         gone: list[ledger.OpenPositionRow] = []
@@ -467,16 +476,36 @@ class _Run:
                 self.marks.append(
                     ledger.Mark(row.symbol, ledger.money(live.mark_price), ledger.money(live.unrealized_pnl or 0.0))
                 )
-        if gone:
-            closed_events: list[EventMessage] = []
-            async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
-                for row in gone:
-                    reason, price = _how_closed(row, market.get(row.symbol))
+        if not gone:
+            return still_open
+        async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
+            entries = {row.symbol: await ledger.entry_client_order_id(session, self.bot_id, row.symbol) for row in gone}
+        exits: dict[str, ExchangeOrder] = {}
+        for symbol, entry in entries.items():
+            if entry is None:
+                continue
+            try:
+                found = await retry_read(exchange.fetch_order_by_client_id, symbol, exit_client_order_id(entry))
+            except ExchangeError:
+                found = None
+            if found is not None and (found.filled or 0) > 0 and found.average is not None:
+                exits[symbol] = found
+        closed_events: list[EventMessage] = []
+        async with TenantScope.of(self.tenant_id).session(self.env.database) as session:
+            for row in gone:
+                reason, price = _how_closed(row, market.get(row.symbol))
+                exit_ = exits.get(row.symbol)
+                if exit_ is not None:
+                    closed_events += await ledger.record_exit(
+                        session, self.tenant_id, self.bot_id, exit_, cycle_id=self.cycle_id, exchange=exchange_name,
+                        reason=reason, market_ms=self.candle_end.get(row.symbol, 0),
+                    )
+                else:
                     closed_events += await ledger.close_position(
                         session, self.tenant_id, self.bot_id, row.symbol, exit_price=price, fee=Decimal(0),
                         reason=reason,
                     )
-            self.events.extend(closed_events)
+        self.events.extend(closed_events)
         return still_open
 
     async def _decision_event(self, session: AsyncSession, row: dict[str, object]) -> EventMessage:
@@ -618,10 +647,12 @@ def _how_closed(row: ledger.OpenPositionRow, candles: Mapping[str, Candles] | No
     trading = next(iter(candles.values())) if candles else None
     if trading is None or not len(trading):
         return "external", row.entry_price
+    holding = Holding(symbol=row.symbol, side=PositionSide(row.side), amount=row.amount,
+                      entry_price=row.entry_price, stop_loss=row.stop_loss, take_profit=row.take_profit)
     # The candles after the one the open was decided on.
-    hit = exit_trigger(trading, row.opened_market_ms, row.side, row.stop_loss, row.take_profit)
+    hit = first_trigger(trading, row.opened_market_ms, holding)
     if hit is not None:
-        return hit.reason, hit.level
+        return hit.reason, hit.price
     return "external", ledger.money(float(trading.close[-1]))
 
 

@@ -10,6 +10,8 @@ The order of writes is what keeps money safe:
 2. `store_intent` records an order before it is sent; its client order id is unique per tenant, so
    a re-run of the same slot finds the intent instead of making a second order.
 3. `record_order` stores what the exchange answered, the fill, and the position it opened or closed.
+4. `record_exit` stores an exit the exchange made by itself (a stop or target reached) the same way:
+   an order row, its fill, and the position closed at that fill with its fee.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tenants import events
 from tenants.events import EventMessage, EventType
 from tenants.models import Bot, ExchangeKey, Fill, Order, Position
 from workers.exchanges.base import ExchangeOrder, OrderIntent, OrderStatus
+from workers.market.fills import pnl
 
 ZERO = Decimal(0)
 PENDING_ORDER_STATUSES = ("intent", "submitted", "open", "unknown")
@@ -451,6 +454,66 @@ async def _open_position(
     )
 
 
+async def entry_client_order_id(session: AsyncSession, bot_id: uuid.UUID, symbol: str) -> str | None:
+    """The client order id of the order that opened the bot's position in `symbol`: its newest filled entry."""
+    return await session.scalar(
+        select(Order.client_order_id)
+        .where(Order.bot_id == bot_id, Order.symbol == symbol, Order.leg == "entry", Order.filled > 0)
+        .order_by(Order.id.desc())
+        .limit(1)
+    )
+
+
+async def record_exit(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    bot_id: uuid.UUID,
+    answer: ExchangeOrder,
+    *,
+    cycle_id: uuid.UUID | None,
+    exchange: str,
+    reason: str,
+    market_ms: int,
+) -> list[EventMessage]:
+    """An exit the exchange made by itself (`reason`: stop_loss, take_profit): its order row, its fill, and the
+    position closed at the fill's price with its fee. Idempotent by the order's client order id."""
+    assert answer.client_order_id is not None and answer.side is not None
+    now = utcnow()
+    order_id = await session.scalar(
+        pg_insert(Order)
+        .values(
+            id=uuid7(),
+            tenant_id=tenant_id,
+            bot_id=bot_id,
+            cycle_id=cycle_id,
+            decision_id=None,
+            client_order_id=answer.client_order_id,
+            exchange=exchange,
+            symbol=answer.symbol,
+            leg="close",
+            side=answer.side.value,
+            type=(answer.type.value if answer.type else "market"),
+            amount=money(answer.amount if answer.amount is not None else answer.filled) or ZERO,
+            stop_loss=money(answer.stop_loss),
+            take_profit=money(answer.take_profit),
+            reduce_only=True,
+            status="intent",
+            filled=ZERO,
+            fee=ZERO,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(Order.id)
+    )
+    if order_id is None:  # recorded by an earlier cycle
+        return []
+    return await record_order(
+        session, tenant_id, bot_id, order_id, answer, leg="close", leverage=None, market_ms=market_ms,
+        close_reason=reason,
+    )
+
+
 _CLOSE_EVENTS = {"stop_loss": EventType.STOP_LOSS_HIT, "take_profit": EventType.TAKE_PROFIT_HIT}
 
 
@@ -472,8 +535,7 @@ async def close_position(
     )
     if position is None:
         return []
-    sign = 1 if position.side == "long" else -1
-    gross = (exit_price - position.entry_price) * position.amount * sign
+    gross = pnl(position.side, position.entry_price, exit_price, position.amount)
     fees = position.fees + fee
     now = utcnow()
     position.status, position.exit_price, position.mark_price = "closed", exit_price, exit_price

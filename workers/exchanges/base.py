@@ -45,6 +45,15 @@ def client_order_id(bot_id: object, slot: int | str, symbol: str, leg: str) -> s
     return "q" + digest[: CLIENT_ORDER_ID_LENGTH - 1]
 
 
+def exit_client_order_id(entry_client_order_id: str) -> str:
+    """The client order id of the exit an exchange makes by itself (a stop-loss or take-profit reached) from the
+    position the order `entry_client_order_id` opened: the paper exchange names its exits so, and the cycle
+    looks them up by it. Same shape as `client_order_id`'s."""
+    material = f"{entry_client_order_id}\x1fexit".encode()
+    digest = base64.b32encode(hashlib.sha256(material).digest()).decode().lower()
+    return "q" + digest[: CLIENT_ORDER_ID_LENGTH - 1]
+
+
 class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"

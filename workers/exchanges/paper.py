@@ -1,17 +1,16 @@
 """The paper exchange: a simulated account per bot, its orders and positions in PostgreSQL.
 
 It behaves like a one-way perpetual account on a real exchange, seen through the same `Exchange`
-interface: market orders fill at once at the last close, worse by the slippage, and pay a fee on
-the notional; an order in the opposite direction reduces (and past zero, flips) the position;
-client order ids are unique per account, so a repeated create raises `DuplicateClientOrderId`.
-Leverage sets the margin an order needs: notional / leverage plus the fee must fit in the free cash
-(cash minus the margin of open positions), else `InsufficientFunds`.
+interface. What a fill costs and does is `workers.market.fills` (the backtest's model too); this module
+keeps its results: market orders fill at once against the last close; client order ids are unique per
+account, so a repeated create raises `DuplicateClientOrderId`. The margin of the position after the
+order plus the fee must fit in the cash the other positions leave free, else `InsufficientFunds`.
 
-Stop-loss and take-profit are checked against each candle's low and high since the last check, in
-time order, whenever positions are read (the cycle reconciles first, so before every decision). A
-candle that opens beyond the stop fills at its open (a gap); one that touches both the stop and the
-target counts as the stop (the conservative reading). Prices come from `prices`: for each symbol,
-the trading-timeframe candles that had closed when the cycle started.
+Stop-loss and take-profit are checked against each candle since the last check, in time order,
+whenever positions are read (the cycle reconciles first, so before every decision). The exit is a
+market order on the account like any other, with its slippage and fee, under the client order id
+`exit_client_order_id(<the order that opened the position>)`, so the cycle can look it up. Prices come
+from `prices`: for each symbol, the trading-timeframe candles that had closed when the cycle started.
 
 Every method runs in its own transaction in the tenant's row-level-security context, so an order is
 as durable as on a real exchange the moment `create_order` returns.
@@ -44,6 +43,7 @@ from workers.exchanges.base import (
     Position,
     PositionSide,
     Side,
+    exit_client_order_id,
 )
 from workers.exchanges.errors import (
     DuplicateClientOrderId,
@@ -53,6 +53,18 @@ from workers.exchanges.errors import (
     OrderNotFound,
 )
 from workers.market.candles import TIMEFRAME_MS, Candles
+from workers.market.fills import (
+    AMOUNT_UNIT,
+    Fill,
+    FillModel,
+    Holding,
+    closing_side,
+    decimal,
+    first_trigger,
+    net,
+    settle_currency,
+)
+from workers.market.fills import margin as margin_of
 
 NAME = PAPER = "paper"
 ZERO = Decimal(0)
@@ -65,16 +77,6 @@ def parse_balances(setting: str) -> dict[str, Decimal]:
     return {code.strip().upper(): Decimal(amount.strip()) for code, amount in pairs}
 
 
-def settle_currency(symbol: str) -> str:
-    """The currency an order on `symbol` is paid and settled in: `BTC/USDT` → USDT, `BTC/USD:BTC` → BTC."""
-    pair, _, settle = symbol.partition(":")
-    return settle or pair.partition("/")[2]
-
-
-def _d(value: float) -> Decimal:
-    return Decimal(repr(value))
-
-
 class _PositionRow(msgspec.Struct, frozen=True):
     id: uuid.UUID
     symbol: str
@@ -85,6 +87,11 @@ class _PositionRow(msgspec.Struct, frozen=True):
     stop_loss: Decimal | None
     take_profit: Decimal | None
     checked_until_ms: int
+
+    def holding(self) -> Holding:
+        return Holding(symbol=self.symbol, side=PositionSide(self.side), amount=self.amount,
+                       entry_price=self.entry_price, leverage=self.leverage, stop_loss=self.stop_loss,
+                       take_profit=self.take_profit)
 
 
 class _Account(msgspec.Struct):
@@ -108,16 +115,22 @@ INSERT INTO paper_accounts (id, tenant_id, bot_id, balances, created_at, updated
 VALUES ($1, $2, $3, $4::jsonb, now(), now()) ON CONFLICT DO NOTHING
 """
 _CHECKED = "UPDATE paper_positions SET checked_until_ms = $2, updated_at = now() WHERE id = $1"
+# The order that opened (or last added to) a position: the newest one on its side that was not reduce-only.
+_OPENED_BY = """
+SELECT client_order_id FROM paper_orders
+WHERE account_id = $1 AND symbol = $2 AND side = $3 AND NOT reduce_only AND reason = 'order'
+ORDER BY id DESC LIMIT 1
+"""
 # A stop or target reached: the cash moves, the exit is an order on the account, the position goes.
 _CLOSE_AT_TRIGGER = """
 WITH account AS (
     UPDATE paper_accounts SET balances = $2::jsonb, updated_at = now() WHERE id = $1
 ), exited AS (
     INSERT INTO paper_orders (id, tenant_id, account_id, client_order_id, symbol, side, type, status, amount,
-        filled, average, fee, reduce_only, reason, created_at, updated_at)
-    VALUES ($3, $4, $1, $5, $6, $7, 'market', 'filled', $8, $8, $9, $10, true, $11, now(), now())
+        filled, average, fee, reduce_only, stop_loss, take_profit, reason, created_at, updated_at)
+    VALUES ($3, $4, $1, $5, $6, $7, 'market', 'filled', $8, $8, $9, $10, true, $12, $13, $11, now(), now())
 )
-DELETE FROM paper_positions WHERE id = $12
+DELETE FROM paper_positions WHERE id = $14
 """
 
 
@@ -140,8 +153,7 @@ class PaperExchange:
         self._bot_id = bot_id
         self._prices = prices
         self._starting = {code: str(amount) for code, amount in starting_balances.items()}
-        self._fee = Decimal(repr(fee_pct)) / 100
-        self._slippage = Decimal(repr(slippage_pct)) / 100
+        self._model = FillModel.from_pct(fee_pct, slippage_pct)
         self._account_id: uuid.UUID | None = None
         self._balance: dict[str, AssetBalance] | None = None
 
@@ -192,16 +204,17 @@ class PaperExchange:
                     PaperPosition.account_id == account.id, PaperPosition.symbol == intent.symbol
                 )
             )
-            amount = _d(intent.amount)
+            amount = decimal(intent.amount)
             if intent.reduce_only:
                 closes = position is not None and (position.side == PositionSide.LONG) == (intent.side is Side.SELL)
                 if not closes:
                     raise InvalidOrder("reduce-only order but no position to reduce", exchange=NAME)
                 amount = min(amount, position.amount)
-            fill_price = self._slipped(price, intent.side)
-            fee = amount * fill_price * self._fee
-            leverage = _d(min(intent.leverage or (float(position.leverage) if position else 1.0), MAX_LEVERAGE))
-            await self._apply_fill(session, account, position, intent, amount, fill_price, fee, leverage)
+            fill = self._model.market(intent.side, amount, price)
+            if fill.amount <= 0:
+                raise InvalidOrder(f"amount {intent.amount!r} is below the step {AMOUNT_UNIT}", exchange=NAME)
+            leverage = decimal(min(intent.leverage or (float(position.leverage) if position else 1.0), MAX_LEVERAGE))
+            await self._apply_fill(session, account, position, intent, fill, leverage)
             # The account row is locked: the check above stays true until this commits.
             order_id = uuid7()
             await session.execute(
@@ -214,11 +227,11 @@ class PaperExchange:
                     side=intent.side.value,
                     type=intent.type.value,
                     status=OrderStatus.FILLED.value,
-                    amount=amount,
-                    filled=amount,
+                    amount=fill.amount,
+                    filled=fill.amount,
                     price=None,
-                    average=fill_price,
-                    fee=fee,
+                    average=fill.price,
+                    fee=fill.fee,
                     reduce_only=intent.reduce_only,
                     stop_loss=_opt(intent.stop_loss),
                     take_profit=_opt(intent.take_profit),
@@ -232,13 +245,13 @@ class PaperExchange:
             side=intent.side,
             type=intent.type,
             status=OrderStatus.FILLED,
-            amount=float(amount),
-            filled=float(amount),
-            average=float(fill_price),
+            amount=float(fill.amount),
+            filled=float(fill.amount),
+            average=float(fill.price),
             reduce_only=intent.reduce_only,
             stop_loss=intent.stop_loss,
             take_profit=intent.take_profit,
-            fee=float(fee),
+            fee=float(fill.fee),
         )
 
     async def fetch_order_by_client_id(self, symbol: str, client_order_id: str) -> ExchangeOrder | None:
@@ -265,7 +278,7 @@ class PaperExchange:
         return MarketRules(
             symbol=symbol,
             min_amount=None,
-            amount_step=None,
+            amount_step=float(AMOUNT_UNIT),
             price_tick=None,
             min_notional=None,
             max_leverage=MAX_LEVERAGE,
@@ -280,10 +293,7 @@ class PaperExchange:
         candles = self._prices.get(symbol)
         if candles is None or len(candles) == 0:
             raise ExchangeUnavailable(f"no price for {symbol}", exchange=NAME)
-        return _d(float(candles.close[-1]))
-
-    def _slipped(self, price: Decimal, side: Side) -> Decimal:
-        return price * (1 + self._slippage) if side is Side.BUY else price * (1 - self._slippage)
+        return decimal(candles.close[-1])
 
     async def _account(self, session: AsyncSession, *, lock: bool) -> PaperAccount:
         query = select(PaperAccount).where(PaperAccount.bot_id == self._bot_id)
@@ -317,72 +327,55 @@ class PaperExchange:
         account: PaperAccount,
         position: PaperPosition | None,
         intent: OrderIntent,
-        amount: Decimal,
-        price: Decimal,
-        fee: Decimal,
+        fill: Fill,
         leverage: Decimal,
     ) -> None:
         """Net the fill into the position and move the cash: realised PnL in, fee out."""
         code = settle_currency(intent.symbol)
         balances = {c: Decimal(v) for c, v in account.balances.items()}
         cash = balances.get(code, ZERO)
-        side = PositionSide.LONG if intent.side is Side.BUY else PositionSide.SHORT
-        realised = ZERO
-        opening = amount
-        if position is not None and position.side != side:  # reduces, maybe flips
-            closing = min(amount, position.amount)
-            realised = _pnl(position.side, position.entry_price, price, closing)
-            opening = amount - closing
-        if opening > 0:
+        sl, tp = _opt(intent.stop_loss), _opt(intent.take_profit)
+        before = _holding(position) if position is not None else None
+        netted = net(before, fill, symbol=intent.symbol, leverage=leverage, stop_loss=sl, take_profit=tp)
+        after = netted.holding
+        if netted.required > 0:
             held = (await session.scalars(select(PaperPosition).where(PaperPosition.account_id == account.id))).all()
-            margin = _margin(held).get(code, ZERO)
-            if position is not None and position.side != side:
-                margin -= position.amount * position.entry_price / position.leverage
-            needed = opening * price / leverage + fee
-            if needed > cash + realised - margin:
-                raise InsufficientFunds(
-                    f"needs {needed:.8f} {code} of margin and fee, {cash + realised - margin:.8f} free", exchange=NAME
-                )
-        balances[code] = cash + realised - fee
+            others = _margin(p for p in held if p.symbol != intent.symbol).get(code, ZERO)
+            needed, free = netted.required, cash + netted.realised - others
+            if needed > free:
+                raise InsufficientFunds(f"needs {needed:.8f} {code} of margin and fee, {free:.8f} free", exchange=NAME)
+        balances[code] = cash + netted.cash
         await session.execute(
             update(PaperAccount)
             .where(PaperAccount.id == account.id)
             .values(balances={c: str(v) for c, v in balances.items()}, updated_at=func.now())
         )
         account.balances = {c: str(v) for c, v in balances.items()}
-        checked = self._candle_end(intent.symbol)
-        sl, tp = _opt(intent.stop_loss), _opt(intent.take_profit)
-        if position is None:
+        if after is None:
+            if position is not None:
+                await session.delete(position)
+        elif position is None:
             session.add(
                 PaperPosition(
                     id=uuid7(),
                     tenant_id=self._tenant_id,
                     account_id=account.id,
                     symbol=intent.symbol,
-                    side=side.value,
-                    amount=amount,
-                    entry_price=price,
-                    leverage=leverage,
-                    stop_loss=sl,
-                    take_profit=tp,
-                    checked_until_ms=checked,
+                    side=after.side.value,
+                    amount=after.amount,
+                    entry_price=after.entry_price,
+                    leverage=after.leverage,
+                    stop_loss=after.stop_loss,
+                    take_profit=after.take_profit,
+                    checked_until_ms=self._candle_end(intent.symbol),
                 )
             )
-        elif position.side == side:  # adds: average the entry
-            total = position.amount + amount
-            position.entry_price = (position.entry_price * position.amount + price * amount) / total
-            position.amount = total
-            position.leverage = leverage
-            position.stop_loss = sl if sl is not None else position.stop_loss
-            position.take_profit = tp if tp is not None else position.take_profit
-        elif opening > 0:  # flipped
-            position.side, position.amount, position.entry_price = side.value, opening, price
-            position.leverage, position.stop_loss, position.take_profit = leverage, sl, tp
-            position.checked_until_ms = checked
-        elif amount == position.amount:
-            await session.delete(position)
         else:
-            position.amount -= amount
+            if after.side != position.side:  # flipped: the new side's stop and target start at this candle
+                position.checked_until_ms = self._candle_end(intent.symbol)
+            position.side, position.amount, position.entry_price = after.side.value, after.amount, after.entry_price
+            position.leverage, position.stop_loss = after.leverage, after.stop_loss
+            position.take_profit = after.take_profit
         await session.flush()
 
     def _candle_end(self, symbol: str) -> int:
@@ -396,32 +389,36 @@ class PaperExchange:
         candles = self._prices.get(row.symbol)
         if candles is None or len(candles) == 0 or (row.stop_loss is None and row.take_profit is None):
             return False
-        exit_ = exit_trigger(candles, row.checked_until_ms, row.side, row.stop_loss, row.take_profit)
-        if exit_ is None:
+        holding = row.holding()
+        hit = first_trigger(candles, row.checked_until_ms, holding)
+        if hit is None:
             end = int(candles.timestamp[-1]) + TIMEFRAME_MS[candles.timeframe]
             if end > row.checked_until_ms:
                 await conn.execute(_CHECKED, row.id, end)
             return False
-        side = Side.SELL if row.side == PositionSide.LONG else Side.BUY
-        price = self._slipped(exit_.fill, side)
-        fee = row.amount * price * self._fee
+        fill = self._model.market(closing_side(row.side), row.amount, hit.price)
+        netted = net(holding, fill, symbol=row.symbol)
         code = settle_currency(row.symbol)
         balances = {c: Decimal(v) for c, v in account.balances.items()}
-        balances[code] = balances.get(code, ZERO) + _pnl(row.side, row.entry_price, price, row.amount) - fee
+        balances[code] = balances.get(code, ZERO) + netted.cash
         account.balances = {c: str(v) for c, v in balances.items()}
+        opened_by = await conn.fetchval(_OPENED_BY, account.id, row.symbol, "buy" if row.side == "long" else "sell")
+        coid = exit_client_order_id(opened_by) if opened_by else f"{hit.reason[:2]}-{row.id.hex[:30]}"
         await conn.execute(
             _CLOSE_AT_TRIGGER,
             account.id,
             _encode(account.balances).decode(),
             uuid7(),
             self._tenant_id,
-            f"{exit_.reason[:2]}-{row.id.hex[:30]}",
+            coid,
             row.symbol,
-            side.value,
-            row.amount,
-            price,
-            fee,
-            exit_.reason,
+            fill.side.value,
+            fill.amount,
+            fill.price,
+            fill.fee,
+            hit.reason,
+            hit.level if hit.reason == "stop_loss" else None,
+            hit.level if hit.reason == "take_profit" else None,
             row.id,
         )
         return True
@@ -434,37 +431,11 @@ class PaperExchange:
             amount=float(row.amount),
             entry_price=float(row.entry_price),
             mark_price=float(mark) if mark is not None else None,
-            unrealized_pnl=float(_pnl(row.side, row.entry_price, mark, row.amount)) if mark is not None else None,
+            unrealized_pnl=float(row.holding().pnl(mark)) if mark is not None else None,
             leverage=float(row.leverage),
             stop_loss=_f(row.stop_loss),
             take_profit=_f(row.take_profit),
         )
-
-
-class ExitTrigger(msgspec.Struct, frozen=True):
-    """A stop or target a candle reached: which, its level, and the price a market exit gets (the
-    candle's open when it gapped through the level)."""
-
-    reason: str  # stop_loss | take_profit
-    level: Decimal
-    fill: Decimal
-
-
-def exit_trigger(
-    candles: Candles, since_ms: int, side: str, stop: Decimal | None, target: Decimal | None
-) -> ExitTrigger | None:
-    """The first candle opening at or after `since_ms` whose low or high reaches the position's stop or
-    target, in time order; a candle touching both counts as the stop (the conservative reading)."""
-    long = side == PositionSide.LONG
-    for i in range(len(candles)):
-        if int(candles.timestamp[i]) < since_ms:
-            continue
-        low, high, open_ = _d(float(candles.low[i])), _d(float(candles.high[i])), _d(float(candles.open[i]))
-        if stop is not None and (low <= stop if long else high >= stop):
-            return ExitTrigger("stop_loss", stop, open_ if (open_ < stop if long else open_ > stop) else stop)
-        if target is not None and (high >= target if long else low <= target):
-            return ExitTrigger("take_profit", target, open_ if (open_ > target if long else open_ < target) else target)
-    return None
 
 
 def _margin(positions: Iterable[PaperPosition | _PositionRow]) -> dict[str, Decimal]:
@@ -472,8 +443,13 @@ def _margin(positions: Iterable[PaperPosition | _PositionRow]) -> dict[str, Deci
     margin: dict[str, Decimal] = {}
     for row in positions:
         code = settle_currency(row.symbol)
-        margin[code] = margin.get(code, ZERO) + row.amount * row.entry_price / row.leverage
+        margin[code] = margin.get(code, ZERO) + margin_of(row.amount, row.entry_price, row.leverage)
     return margin
+
+
+def _holding(row: PaperPosition) -> Holding:
+    return Holding(symbol=row.symbol, side=PositionSide(row.side), amount=row.amount, entry_price=row.entry_price,
+                   leverage=row.leverage, stop_loss=row.stop_loss, take_profit=row.take_profit)
 
 
 def _balance(balances: Mapping[str, str], positions: Iterable[_PositionRow]) -> dict[str, AssetBalance]:
@@ -485,12 +461,8 @@ def _balance(balances: Mapping[str, str], positions: Iterable[_PositionRow]) -> 
     }
 
 
-def _pnl(side: str, entry: Decimal, exit_: Decimal, amount: Decimal) -> Decimal:
-    return (exit_ - entry) * amount if side == PositionSide.LONG else (entry - exit_) * amount
-
-
 def _opt(value: float | None) -> Decimal | None:
-    return _d(value) if value is not None else None
+    return decimal(value) if value is not None else None
 
 
 def _f(value: Decimal | None) -> float | None:

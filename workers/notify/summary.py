@@ -32,7 +32,7 @@ from tenants.events import EventMessage, EventType
 from tenants.models import Bot, Cycle, DecisionLog, Fill, PaperAccount, Position
 from tenants.notify_models import DailySummary
 from tenants.scope import TenantScope
-from workers.exchanges.paper import settle_currency
+from workers.market.fills import settle_currency
 from workers.notify.outbox import SendTask, publish_events
 
 log = logging.getLogger(__name__)
