@@ -863,7 +863,7 @@ export interface components {
         /** ChangePasswordRequest */
         ChangePasswordRequest: {
             currentPassword: string;
-            /** @description 10 to 256 characters */
+            /** @description 10 to 256 characters, and not easy to guess (judged by zxcvbn: a 422 names the field, says why and suggests what to do) */
             newPassword: string;
         };
         /** CreateApiKeyRequest */
@@ -1227,7 +1227,7 @@ export interface components {
         RegisterRequest: {
             /** @description Email address; case and surrounding spaces are ignored */
             email: string;
-            /** @description 10 to 256 characters */
+            /** @description 10 to 256 characters, and not easy to guess (judged by zxcvbn: a 422 names the field, says why and suggests what to do) */
             password: string;
             tenantName?: string | null;
         };
