@@ -53,7 +53,7 @@ API_VERSION = "1.0.0"
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    settings.check()
+    settings.check(api=True)
     configure_logging(settings.effective_log_format, settings.log_level)
     propagate_ids_through_celery()  # the tasks a request enqueues log with its request id
 

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
-    settings.check()
+    settings.check(api=True)
     with multiprocess_directory():
         _serve(args, settings.port)
     return 0
