@@ -30,6 +30,7 @@ from api.rate_limits import RateLimiter
 from api.request_body import StrictJsonRequest
 from api.stream.hub import StreamHub
 from api.stream.routes import stream_events
+from api.stream.slots import StreamSlots
 from api.task_client import CeleryKeyCheck, CeleryWebhookQueue, CeleryWorkers, create_task_client
 from api.webhooks.routes import WebhookController
 from quorum.database import Database, create_app_engine
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.activity = ActivityService(database)
         app.state.admin = AdminService(database, redis, CeleryWorkers(tasks).ping)
         app.state.stream_hub = StreamHub(redis)
+        app.state.stream_slots = StreamSlots(redis, per_user=settings.streams_per_user,
+                                             per_api_key=settings.streams_per_api_key)
         try:
             yield
         finally:

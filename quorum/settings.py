@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     registrations_global: int = 300
     registration_window_seconds: int = 3600
     password_hash_threads: int = 2
+    # Live streams (/v1/stream) one user (all sessions together) or one API key may hold open at once.
+    streams_per_user: int = 5
+    streams_per_api_key: int = 5
     max_request_body_bytes: int = 1_048_576
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = ""  # json or console; empty means json in production, console elsewhere
