@@ -123,7 +123,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Outermost, around Litestar's own exception handling: every response (404s included) carries
     # the request id, and every log line of the request can name it.
     app.asgi_handler = RequestContextMiddleware(
-        app.asgi_handler, TrustedProxies(settings.trusted_proxies), MethodIndex.from_app(app)
+        app.asgi_handler, TrustedProxies(settings.trusted_proxies), MethodIndex.from_app(app),
+        body_read_timeout=settings.body_read_timeout_seconds,
     )
     forbid_unknown_properties(app.openapi_schema)  # built once here; /schema serves this same object
     return app

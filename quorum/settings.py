@@ -66,6 +66,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     streams_per_user: int = 5
     streams_per_api_key: int = 5
     max_request_body_bytes: int = 1_048_576
+    # A client that sends a request's line and headers, or its body, slower than this holds a connection
+    # (and its buffers) for nothing: the head is cut off (connection closed), a body answered 408.
+    header_read_timeout_seconds: float = 10.0
+    body_read_timeout_seconds: float = 15.0  # between two pieces of a body
+    keep_alive_timeout_seconds: int = 5  # an idle connection between requests is closed after this
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = ""  # json or console; empty means json in production, console elsewhere
     log_level: str = "INFO"
