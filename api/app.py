@@ -30,6 +30,7 @@ from api.rate_limits import RateLimiter
 from api.request_body import StrictJsonRequest
 from api.stream.hub import StreamHub
 from api.stream.routes import stream_events
+from api.stream.slots import StreamSlots
 from api.task_client import CeleryKeyCheck, CeleryWebhookQueue, CeleryWorkers, create_task_client
 from api.webhooks.routes import WebhookController
 from quorum.database import Database, create_app_engine
@@ -53,7 +54,7 @@ API_VERSION = "1.0.0"
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    settings.check()
+    settings.check(api=True)
     configure_logging(settings.effective_log_format, settings.log_level)
     propagate_ids_through_celery()  # the tasks a request enqueues log with its request id
 
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.activity = ActivityService(database)
         app.state.admin = AdminService(database, redis, CeleryWorkers(tasks).ping)
         app.state.stream_hub = StreamHub(redis)
+        app.state.stream_slots = StreamSlots(redis, per_user=settings.streams_per_user,
+                                             per_api_key=settings.streams_per_api_key)
         try:
             yield
         finally:
@@ -120,7 +123,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Outermost, around Litestar's own exception handling: every response (404s included) carries
     # the request id, and every log line of the request can name it.
     app.asgi_handler = RequestContextMiddleware(
-        app.asgi_handler, TrustedProxies(settings.trusted_proxies), MethodIndex.from_app(app)
+        app.asgi_handler, TrustedProxies(settings.trusted_proxies), MethodIndex.from_app(app),
+        body_read_timeout=settings.body_read_timeout_seconds,
     )
     forbid_unknown_properties(app.openapi_schema)  # built once here; /schema serves this same object
     return app

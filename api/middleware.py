@@ -1,5 +1,6 @@
 """ASGI middleware: the request id (taken from `X-Request-ID` or made), the client IP, one access-log line,
-and the request's latency in Prometheus, by route template (served at /metrics, api/health.py)."""
+the request's latency in Prometheus, by route template (served at /metrics, api/health.py), and a deadline
+for each piece of a request's body (the head's is api/serve.py's)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 import uuid
 from typing import Any
 
+import anyio
+from litestar.exceptions import HTTPException
 from prometheus_client import Gauge, Histogram
 
 from quorum.logs import request_id_var
@@ -102,11 +105,34 @@ SECURITY_HEADERS = (
 )
 
 
+def body_read_in_time(receive: Any, seconds: float) -> Any:
+    """`receive`, with each piece of the request's body due within `seconds` (else a 408); once the body is
+    complete, `receive` as it is, since a streaming response waits on it for the client to disconnect."""
+    body_done = False
+
+    async def receive_in_time() -> dict[str, Any]:
+        nonlocal body_done
+        if body_done:
+            return await receive()  # type: ignore[no-any-return]
+        try:
+            with anyio.fail_after(seconds):
+                message = await receive()
+        except TimeoutError:
+            raise HTTPException(status_code=408, detail=f"the request body stalled for over {seconds:g} s",
+                                headers={"Connection": "close"}) from None
+        body_done = message["type"] != "http.request" or not message.get("more_body", False)
+        return message  # type: ignore[no-any-return]
+
+    return receive_in_time
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: Any, proxies: TrustedProxies, methods: MethodIndex | None = None) -> None:
+    def __init__(self, app: Any, proxies: TrustedProxies, methods: MethodIndex | None = None,
+                 body_read_timeout: float = 15.0) -> None:
         self.app = app
         self.proxies = proxies
         self.methods = methods
+        self.body_read_timeout = body_read_timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -142,7 +168,7 @@ class RequestContextMiddleware:
                                     "headers": [(b"allow", allow.encode())]})
                 await send_with_id({"type": "http.response.body", "body": b""})
                 return
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, body_read_in_time(receive, self.body_read_timeout), send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             HTTP_IN_FLIGHT.dec()

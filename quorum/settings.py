@@ -62,14 +62,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     registrations_global: int = 300
     registration_window_seconds: int = 3600
     password_hash_threads: int = 2
+    # Live streams (/v1/stream) one user (all sessions together) or one API key may hold open at once.
+    streams_per_user: int = 5
+    streams_per_api_key: int = 5
     max_request_body_bytes: int = 1_048_576
+    # A client that sends a request's line and headers, or its body, slower than this holds a connection
+    # (and its buffers) for nothing: the head is cut off (connection closed), a body answered 408.
+    header_read_timeout_seconds: float = 10.0
+    body_read_timeout_seconds: float = 15.0  # between two pieces of a body
+    keep_alive_timeout_seconds: int = 5  # an idle connection between requests is closed after this
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = ""  # json or console; empty means json in production, console elsewhere
     log_level: str = "INFO"
     port: int = 8000
     data_home: str = ".quorum"
     # Prometheus: a worker serves its metrics on this port (0 = off); the API serves /metrics on PORT,
-    # to anyone unless a token is set, then only with `Authorization: Bearer <token>` (infra/README.md).
+    # only with `Authorization: Bearer <token>` when a token is set, which production requires
+    # (infra/README.md); outside production, without a token, to anyone.
     worker_metrics_port: int = 9100
     metrics_token: str = ""
 
@@ -137,8 +146,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             env[field.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
         return env
 
-    def check(self) -> None:
-        """Refuse to run with a configuration that would be unsafe; say which setting is wrong."""
+    def check(self, *, api: bool = False) -> None:
+        """Refuse to run with a configuration that would be unsafe; say which setting is wrong.
+        `api`: this process serves the API (and its /metrics), not only workers or beat."""
         problems: list[str] = []
         if not self.database_url:
             problems.append("DATABASE_URL is not set")
@@ -156,6 +166,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             for name, url in (("DATABASE_URL", self.database_url), ("DATABASE_APP_URL", self.database_app_url)):
                 if url and urlsplit(url).password == DEV_APP_DB_PASSWORD:
                     problems.append(f"{name} uses the development database password")
+            if api and len(self.metrics_token) < 32:
+                problems.append("METRICS_TOKEN is missing or shorter than 32 characters (/metrics would answer anyone)")
         if problems:
             raise SettingsError("refusing to start: " + "; ".join(problems))
 

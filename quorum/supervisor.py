@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         # burst of logins queues for the hashing threads instead of slowing every other request.
         env.setdefault("PASSWORD_HASH_THREADS", str(max(1, (os.cpu_count() or 1) // args.api_workers - 1)))
         settings = load_settings(env)
-        settings.check()
+        settings.check(api=True)  # it starts the API too
         if settings.secret_key == DEV_SECRET_KEY:
             print("quorum: using the development SECRET_KEY; production refuses it", file=sys.stderr)
 

@@ -201,6 +201,44 @@ async def test_registration_is_throttled_per_address_and_for_the_whole_service(s
             await redis.delete("quorum:rl:register:ip:testclient", "quorum:rl:register:all")
 
 
+@pytest.mark.parametrize("weak", [" " * 10, "password123456", "qwertyuiop", "{local}@example.com"])
+async def test_a_guessable_password_is_refused_naming_the_field_why_and_what_to_do(client: AsyncTestClient,
+                                                                                 weak: str) -> None:
+    email = unique_email("weak")
+    response = await client.post("/v1/auth/register",
+                                 json={"email": email, "password": weak.format(local=email.split("@")[0])})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    [error] = response.json()["errors"]
+    assert error["field"] == "password"
+    assert error["message"].startswith("too easy to guess")
+    assert "Add another word or two" in error["message"]  # zxcvbn's suggestion
+    assert (await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})).status_code == 401
+
+
+async def test_weak_passwords_tried_first_do_not_use_up_the_registration_throttle(settings) -> None:
+    limited = make_settings(settings.database_url, settings.redis_url, registrations_per_ip="1")
+    async with AsyncTestClient(app=create_app(limited)) as api:
+        async with Redis.from_url(settings.redis_url) as redis:
+            await redis.delete("quorum:rl:register:ip:testclient")
+        email = unique_email("retry")
+        for weak in ("aaaaaaaaaa", "1234567890", "password1234"):
+            assert (await api.post("/v1/auth/register", json={"email": email, "password": weak})).status_code == 422
+        assert (await api.post("/v1/auth/register", json={"email": email, "password": PASSWORD})).status_code == 201
+        async with Redis.from_url(settings.redis_url) as redis:
+            await redis.delete("quorum:rl:register:ip:testclient")
+
+
+async def test_a_password_cannot_be_changed_to_a_guessable_one(client: AsyncTestClient) -> None:
+    account = await register(client)
+    for weak in (" " * 10, PASSWORD + "1"):  # the old password with a digit is as good as the old password
+        changed = await client.post("/v1/me/password", headers=account.headers,
+                                    json={"currentPassword": PASSWORD, "newPassword": weak})
+        assert changed.status_code == 422, changed.text
+        assert changed.json()["errors"][0]["field"] == "newPassword"
+    assert (await client.post("/v1/auth/login", json={"email": account.email, "password": PASSWORD})).status_code == 200
+
+
 async def test_two_concurrent_refreshes_with_one_token_both_get_the_winners_pair(client: AsyncTestClient) -> None:
     account = await register(client)
     body = {"refreshToken": account.tokens["refreshToken"]}

@@ -72,10 +72,10 @@ def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, **kwargs)
 
 
-def _settings_from(environ: dict[str, str]) -> Settings:
-    """The settings a process would load from `environ` alone, refusing what production refuses."""
+def _settings_from(environ: dict[str, str], component: str) -> Settings:
+    """The settings `component` would load from `environ` alone, refusing what production refuses."""
     settings = load_settings({k: v for k, v in environ.items() if k in SETTING_NAMES})
-    settings.check()
+    settings.check(api=component == "api")
     LocalMasterKeys.from_setting(settings.master_keys)
     TrustedProxies(settings.trusted_proxies)
     return settings
@@ -328,7 +328,7 @@ def test_compose_gives_each_process_only_the_credentials_it_uses(compose) -> Non
     owner_password, superuser_password = values["QUORUM_OWNER_PASSWORD"], values["POSTGRES_PASSWORD"]
     for name in RUNTIME:
         env = services[name]["environment"]
-        settings = _settings_from(env)  # production accepts the filled-in example
+        settings = _settings_from(env, name)  # production accepts the filled-in example
         assert settings.is_production
         assert _url_user(env["DATABASE_URL"]) == _url_user(settings.app_database_url) == settings.database_app_role
         leaked = [k for k, v in env.items() if owner_password in v or superuser_password in v]
@@ -347,7 +347,7 @@ def test_compose_trusts_forwarded_headers_from_nginx_only(compose) -> None:
     dynamic = ipaddress.ip_network(subnet["ip_range"])
     assert ipaddress.ip_address(nginx_address) in ipaddress.ip_network(subnet["subnet"])
     assert ipaddress.ip_address(nginx_address) not in dynamic, "no other container can be given nginx's address"
-    api = _settings_from(stack["services"]["api"]["environment"])
+    api = _settings_from(stack["services"]["api"]["environment"], "api")
     proxies = TrustedProxies(api.trusted_proxies)
     assert proxies.trusts(nginx_address)
     gateway = str(next(ipaddress.ip_network(subnet["subnet"]).hosts()))  # where published ports come from
@@ -537,7 +537,7 @@ def test_k8s_prometheus_scrapes_the_api_and_workers_where_they_serve_metrics() -
     for component, port_setting in (("api", "port"), ("worker", "worker_metrics_port")):
         annotations = deployments[f"quorum-{component}"]["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
-        settings = _settings_from(_k8s_environment(_container(component)))
+        settings = _settings_from(_k8s_environment(_container(component)), component)
         served = getattr(settings, port_setting)
         assert int(annotations["prometheus.io/port"]) == served > 0, component
         assert served in {port["containerPort"] for port in _container(component)["ports"]}, component
@@ -547,7 +547,7 @@ def test_k8s_prometheus_scrapes_the_api_and_workers_where_they_serve_metrics() -
 
 def test_k8s_processes_get_every_setting_production_requires() -> None:
     for component in RUNTIME:
-        settings = _settings_from(_k8s_environment(_container(component)))
+        settings = _settings_from(_k8s_environment(_container(component)), component)
         assert settings.is_production
         assert _url_user(settings.app_database_url) == settings.database_app_role
         assert _url_user(settings.database_url) != "quorum_owner", component

@@ -25,9 +25,21 @@ def test_production_refuses_a_missing_database_url() -> None:
 def test_production_starts_with_real_secrets() -> None:
     settings = load_settings({**BASE, "ENVIRONMENT": "production", "SECRET_KEY": "s" * 48,
                               "DATABASE_APP_URL": "postgresql://app:pw@db/quorum",
-                              "MASTER_KEYS": "k1:" + generate_master_key(), "API_KEY_HASH_KEY": "h" * 40})
-    settings.check()
+                              "MASTER_KEYS": "k1:" + generate_master_key(), "API_KEY_HASH_KEY": "h" * 40,
+                              "METRICS_TOKEN": "m" * 40})
+    settings.check(api=True)
     assert settings.effective_log_format == "json"
+
+
+def test_production_api_refuses_to_start_without_a_metrics_token_but_workers_need_none() -> None:
+    real = {**BASE, "ENVIRONMENT": "production", "SECRET_KEY": "s" * 48, "DATABASE_APP_URL": "postgresql://app:pw@db/q",
+            "MASTER_KEYS": "k1:" + generate_master_key(), "API_KEY_HASH_KEY": "h" * 40}
+    for token in ("", "short"):
+        with pytest.raises(SettingsError, match="METRICS_TOKEN"):
+            load_settings({**real, "METRICS_TOKEN": token}).check(api=True)
+    load_settings(real).check()  # a worker or beat serves no /metrics behind the token
+    load_settings({**real, "METRICS_TOKEN": "m" * 32}).check(api=True)
+    load_settings({**BASE, "ENVIRONMENT": "development"}).check(api=True)  # outside production it stays optional
 
 
 def test_production_refuses_to_start_without_a_master_key() -> None:

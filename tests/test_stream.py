@@ -18,10 +18,11 @@ from redis.asyncio import Redis
 
 from api.stream.hub import StreamHub
 from api.stream.routes import event_stream
+from api.stream.slots import StreamSlots
 from quorum.database import Database, create_app_engine
 from quorum.settings import Settings
 from tenants import events
-from tenants.errors import DomainError
+from tenants.errors import DomainError, TooManyRequests
 from tenants.events import EventMessage, EventType
 from tenants.principal import Principal, PrincipalKind
 from tenants.scope import TenantScope
@@ -208,3 +209,98 @@ async def test_a_client_that_falls_behind_is_cut_off_to_reconnect(redis: Redis) 
             assert received[-1] is None  # the end: reconnect with Last-Event-ID
     finally:
         await hub.close()
+
+
+async def _refused_stream(api_server: str, headers: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=api_server, timeout=httpx.Timeout(10.0)) as http:
+        return await http.get("/v1/stream", headers=headers)
+
+
+async def _api_key(api_server: str, headers: dict[str, str]) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=api_server) as http:
+        created = await http.post("/v1/api-keys", headers=headers,
+                                  json={"name": "dashboard", "scopes": ["activity:read"]})
+        assert created.status_code == 201, created.text
+    return {"Authorization": f"Bearer {created.json()['key']}"}
+
+
+async def _opens_again(api_server: str, headers: dict[str, str], within: float = 10.0) -> None:
+    """A stream opens once a slot is free (the server notices the closed connection within moments)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            async with _stream(api_server, headers):
+                return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def test_a_user_holds_at_most_five_streams_and_closing_them_frees_the_slots(
+    api_server: str, settings: Settings
+) -> None:
+    email = unique_email("streams")
+    async with httpx.AsyncClient(base_url=api_server) as http:
+        first = (await http.post("/v1/auth/register", json={"email": email, "password": PASSWORD})).json()
+        second = (await http.post("/v1/auth/login", json={"email": email, "password": PASSWORD})).json()
+    headers = {"Authorization": f"Bearer {first['accessToken']}"}
+    cap = settings.streams_per_user
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(cap):
+            await streams.enter_async_context(_stream(api_server, headers))
+        # Another session of the same user is refused too: the cap is per user, not per token.
+        refused = await _refused_stream(api_server, {"Authorization": f"Bearer {second['accessToken']}"})
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 30
+        assert f"{cap} live streams" in refused.json()["detail"]
+        other_user, _ = await _account(api_server)
+        async with _stream(api_server, other_user):  # another user's streams are counted apart
+            pass
+    # Closed: each slot is given back as the server sees its connection go, well before any would lapse.
+    await _opens_again(api_server, headers)
+
+
+async def test_closing_one_of_a_full_set_of_streams_lets_exactly_one_more_open(
+    api_server: str, settings: Settings
+) -> None:
+    headers, _ = await _account(api_server)
+    cap = settings.streams_per_user
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(cap - 1):
+            await streams.enter_async_context(_stream(api_server, headers))
+        async with _stream(api_server, headers):
+            assert (await _refused_stream(api_server, headers)).status_code == 429
+        await _opens_again(api_server, headers)  # the one closed slot, taken again
+        async with _stream(api_server, headers):
+            assert (await _refused_stream(api_server, headers)).status_code == 429
+
+
+async def test_an_api_key_holds_at_most_five_streams_apart_from_its_user(api_server: str, settings: Settings) -> None:
+    headers, _ = await _account(api_server)
+    key = await _api_key(api_server, headers)
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(settings.streams_per_api_key):
+            await streams.enter_async_context(_stream(api_server, key))
+        refused = await _refused_stream(api_server, key)
+        assert refused.status_code == 429 and "this API key" in refused.json()["detail"]
+        async with _stream(api_server, headers):  # the user's own streams are counted apart from the key's
+            pass
+
+
+async def test_slots_of_a_process_that_died_lapse_instead_of_leaking(redis: Redis) -> None:
+    slots = StreamSlots(redis, per_user=2, per_api_key=2, ttl=1, prefix=f"test:streams:{uuid.uuid4().hex}")
+    user = Principal(kind=PrincipalKind.USER, tenant_id=uuid.uuid4(), user_id=uuid.uuid4(), role="owner",
+                     scopes=frozenset())
+    held = [await slots.take(user), await slots.take(user)]  # never released: their process is gone
+    try:
+        await slots.take(user)
+        raise AssertionError("a third stream got a slot")
+    except TooManyRequests as refused:
+        assert refused.retry_after == 1
+    await asyncio.sleep(1.2)
+    assert not await held[0].renew()  # lapsed: the stream that held it must end
+    fresh = await slots.take(user)
+    assert await fresh.renew()
+    await fresh.release()

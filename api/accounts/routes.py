@@ -21,13 +21,21 @@ from api.auth import PUBLIC, requires
 from api.dependencies import Accounts, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
 from tenants.accounts import ClientInfo, TokenPair, normalise_email
-from tenants.errors import TooManyRequests
+from tenants.errors import TooManyRequests, Unprocessable
+from tenants.passwords import judge_new_password
 from tenants.principal import Principal, Scope
 
 
 def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
     return ClientInfo(ip=request.scope["state"].get("client_ip", ""),
                       user_agent=request.headers.get("user-agent", ""))
+
+
+async def _require_strong(password: str, field: str, hints: list[str]) -> None:
+    """A new password that is easy to guess is refused like any invalid field, naming it and saying why."""
+    reason = await judge_new_password(password, hints)
+    if reason is not None:
+        raise Unprocessable(f"{field}: {reason}", errors=[{"field": field, "message": reason}])
 
 
 def _tokens(pair: TokenPair) -> TokenResponse:
@@ -43,6 +51,9 @@ class AuthController(Controller):
           summary="Create an account: a new tenant and its owner", responses=problems(BODY, BACKEND, 409, 429))
     async def register(self, data: RegisterRequest, request: Request[Any, Any, Any],
                        accounts: Accounts) -> TokenResponse:
+        # Judged before the throttle counts the attempt: retrying after a weak password costs no registration.
+        email = normalise_email(data.email)
+        await _require_strong(data.password, "password", [email, email.split("@")[0], data.tenant_name or ""])
         settings = request.app.state.settings
         wait = await request.app.state.rate_limiter.hit(
             settings.registration_window_seconds,
@@ -103,4 +114,5 @@ class MeController(Controller):
           summary="Change the password; every other session is ended")
     async def change_password(self, data: ChangePasswordRequest, principal: CurrentPrincipal,
                               accounts: Accounts, request: Request[Any, Any, Any]) -> None:
+        await _require_strong(data.new_password, "newPassword", [data.current_password])
         await accounts.change_password(principal, data.current_password, data.new_password, client_info(request))

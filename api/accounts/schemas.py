@@ -23,7 +23,8 @@ def text(min_length: int, max_length: int, **meta: str) -> Any:
     return Annotated[str, msgspec.Meta(min_length=min_length, max_length=max_length, pattern=NO_NUL, **meta)]
 
 
-Password = text(10, 256, description="10 to 256 characters")
+Password = text(10, 256, description="10 to 256 characters, and not easy to guess (judged by zxcvbn: a 422 "
+                                     "names the field, says why and suggests what to do)")
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, rename="camel", frozen=True):

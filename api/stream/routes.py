@@ -6,12 +6,14 @@ A comment line every `KEEPALIVE_SECONDS` keeps proxies from closing an idle stre
 `RECHECK_SECONDS`, however busy the stream, and before each keep-alive, the caller's session (or API
 key) is checked again, so a logout, a deactivation or a revoked key ends the stream within seconds.
 A client reconnecting with `Last-Event-ID` first gets what it missed from the events table (at most
-`REPLAY_LIMIT` events), then the live stream.
+`REPLAY_LIMIT` events), then the live stream. A user (all sessions together) or an API key holds at most
+`STREAMS_PER_USER` / `STREAMS_PER_API_KEY` streams at once (api/stream/slots.py); one more is a 429.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -20,12 +22,14 @@ import msgspec
 from litestar import Request, get
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from api.auth import requires
 from api.dependencies import CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, problems
 from api.stream.hub import StreamHub
+from api.stream.slots import StreamSlot
 from quorum.database import Database
 from tenants.errors import DomainError
 from tenants.events import EventMessage, EventType
@@ -104,19 +108,31 @@ def _message(event: EventMessage) -> ServerSentEventMessage:
     return ServerSentEventMessage(id=str(event.id), event=event.type.value, data=_encode(event).decode())
 
 
-def _checker(request: Request[Any, Any, Any], principal: Principal) -> StillAllowed:
+async def _holding(slot: StreamSlot, messages: AsyncIterator[ServerSentEventMessage]
+                   ) -> AsyncIterator[ServerSentEventMessage]:
+    """The stream's messages; its slot is given back however the stream ends."""
+    try:
+        async with contextlib.aclosing(messages):  # type: ignore[type-var]
+            async for message in messages:
+                yield message
+    finally:
+        await slot.release()
+
+
+def _checker(request: Request[Any, Any, Any], principal: Principal, slot: StreamSlot) -> StillAllowed:
     state = request.app.state
 
     async def still_allowed() -> bool:
+        """The session or key is still valid, and the stream still holds (and has renewed) its slot."""
         try:
             if principal.kind is PrincipalKind.API_KEY:
                 await state.api_keys.authenticate(request.auth)
             else:
                 async with TenantScope.of(principal).session(state.database):
                     pass
-        except DomainError:
+            return await slot.renew()
+        except (DomainError, RedisError):
             return False
-        return True
 
     return still_allowed
 
@@ -126,7 +142,9 @@ def _checker(request: Request[Any, Any, Any], principal: Principal) -> StillAllo
      description=(
          "A `text/event-stream` that stays open: each event is `id: <event id>`, `event: <type>`, "
          "`data: <JSON>`; a comment line every 15 s keeps it alive. Reconnect with `Last-Event-ID` to get "
-         "what was missed first. The stream ends when the session or API key stops being valid."
+         "what was missed first. The stream ends when the session or API key stops being valid. A user "
+         "(all sessions together) or an API key may hold a few streams at once (5 by default); one more is "
+         "a 429 with `Retry-After`."
      ),
      responses=problems(400, AUTHENTICATED, BACKEND), media_type="text/event-stream")
 async def stream_events(
@@ -140,12 +158,14 @@ async def stream_events(
     state = request.app.state
     async with TenantScope.of(principal).session(state.database):  # an ended session: 401 now, not an empty stream
         pass
+    slot = await state.stream_slots.take(principal)
     after = _uuid_or_none(last_event_id)
     missed = (lambda: replay(state.database, principal, after)) if after is not None else None
-    return ServerSentEvent(
-        event_stream(state.stream_hub, principal.tenant_id, _checker(request, principal), missed=missed,
-                     types=frozenset(t.value for t in types or ())),
-    )
+    # A response never started (the client left first) never releases its slot: it lapses instead.
+    return ServerSentEvent(_holding(slot, event_stream(
+        state.stream_hub, principal.tenant_id, _checker(request, principal, slot), missed=missed,
+        types=frozenset(t.value for t in types or ()),
+    )))
 
 
 def _uuid_or_none(value: str | None) -> uuid.UUID | None:

@@ -549,7 +549,7 @@ export interface paths {
         };
         /**
          * The tenant's events as they happen (server-sent events)
-         * @description A `text/event-stream` that stays open: each event is `id: <event id>`, `event: <type>`, `data: <JSON>`; a comment line every 15 s keeps it alive. Reconnect with `Last-Event-ID` to get what was missed first. The stream ends when the session or API key stops being valid.
+         * @description A `text/event-stream` that stays open: each event is `id: <event id>`, `event: <type>`, `data: <JSON>`; a comment line every 15 s keeps it alive. Reconnect with `Last-Event-ID` to get what was missed first. The stream ends when the session or API key stops being valid. A user (all sessions together) or an API key may hold a few streams at once (5 by default); one more is a 429 with `Retry-After`.
          */
         get: operations["V1StreamStreamEvents"];
         put?: never;
@@ -863,7 +863,7 @@ export interface components {
         /** ChangePasswordRequest */
         ChangePasswordRequest: {
             currentPassword: string;
-            /** @description 10 to 256 characters */
+            /** @description 10 to 256 characters, and not easy to guess (judged by zxcvbn: a 422 names the field, says why and suggests what to do) */
             newPassword: string;
         };
         /** CreateApiKeyRequest */
@@ -1227,7 +1227,7 @@ export interface components {
         RegisterRequest: {
             /** @description Email address; case and surrounding spaces are ignored */
             email: string;
-            /** @description 10 to 256 characters */
+            /** @description 10 to 256 characters, and not easy to guess (judged by zxcvbn: a 422 names the field, says why and suggests what to do) */
             password: string;
             tenantName?: string | null;
         };
