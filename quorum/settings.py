@@ -106,6 +106,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     openai_base_url: str = ""
     openai_api_key: str = ""
     openai_model: str = "gpt-4o-mini"
+    openai_model_cutoff: str = ""  # YYYY-MM-DD; empty: the model's published cutoff where known
     llm_timeout_seconds: float = 20.0
     llm_max_retries: int = 2
     llm_max_completion_tokens: int = 600

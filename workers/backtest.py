@@ -46,6 +46,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
@@ -53,8 +54,12 @@ import numpy as np
 
 from workers.agents.insight import AgentName, Headline, Insight, OpenPosition, PositionSide
 from workers.brain.decision import Action, Decision
+from workers.brain.gpt import cutoff_of
+from workers.brain.recording import GptReplay, ModelRecording, RecordingMiss
 from workers.brain.risk import AccountState, RiskConfig, guard
 from workers.brain.rules import RulesBrain, RulesParams
+from workers.brain.rules_args import add_rules_arguments, rules_from_args
+from workers.brain.validation import BotConstraints
 from workers.exchanges.base import Side
 from workers.market import fills
 from workers.market.candles import TIMEFRAME_MS, Candles
@@ -268,9 +273,10 @@ def run_backtest(
     *,
     analysis: Prepare | None = None,
     headlines: Sequence[Headline] = (),
+    gpt: GptReplay | None = None,
 ) -> BacktestResult:
     """Replay `candles_5m` through the agents (default: SymbolAnalysis, computed once over the whole series and
-    read candle by candle), the rules brain and fills."""
+    read candle by candle), the rules brain (or `gpt`, a recorded GPT brain falling back to it) and fills."""
     from workers.agents.analysis import SymbolAnalysis
     from workers.market.resample import resample
 
@@ -297,6 +303,14 @@ def run_backtest(
         round_trip_cost=2 * (config.fee_bps + config.slippage_bps) / 10_000,
     )
     brain = RulesBrain(config.weights, rules)
+    def propose(symbol: str, insights: list[Insight], *, position: OpenPosition | None, price: float,
+                now_ms: int) -> Decision:
+        return brain.decide(symbol, insights, position=position, price=price)
+
+    if gpt is not None:
+        gpt.bind(brain, BotConstraints(symbols=(symbol,), allow_short=rules.allow_short,
+                                       max_leverage=config.max_leverage))
+        propose = gpt.decide
     account = _Account(symbol, config.equity, fills.FillModel.from_bps(config.fee_bps, config.slippage_bps))
     ts, op, hi, lo, cl = bars.timestamp, bars.open, bars.high, bars.low, bars.close
     decisions: list[tuple[int, Decision]] = []
@@ -331,7 +345,7 @@ def run_backtest(
             else None
         )
         insights = analyst.at(i, headlines, (held,) if held else (), now)
-        decision = brain.decide(symbol, insights, position=held, price=price)
+        decision = propose(symbol, insights, position=held, price=price, now_ms=now)
         decisions.append((now, decision))
 
         if p is not None:
@@ -434,6 +448,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--derivatives", action="store_true",
                         help="may short although the symbol is spot (default: only BASE/QUOTE:SETTLE shorts)")
     parser.add_argument("--trades", action="store_true", help="also list every trade")
+    gpt = parser.add_argument_group("the GPT brain (a backtest never calls a model silently)")
+    gpt.add_argument("--brain", choices=("rules", "gpt"), default="rules", help="who proposes (default: rules)")
+    gpt.add_argument("--replay", type=Path, help="replay the model's answers from this recording, calling nothing")
+    gpt.add_argument("--record", type=Path, help="call the model at --base-url and record its answers here")
+    gpt.add_argument("--base-url", help="the model's OpenAI-compatible base URL, for --record")
+    gpt.add_argument("--model", default="gpt-4o-mini", help="model name, for --record (default gpt-4o-mini)")
+    gpt.add_argument("--api-key", default="", help="the model's API key, for --record")
+    gpt.add_argument("--model-cutoff", help="the model's training cutoff, YYYY-MM-DD (default: the known one)")
+    add_rules_arguments(parser)
 
 
 def _pct(x: float) -> str:
@@ -447,6 +470,9 @@ def _ratio(x: float) -> str:
 def verdict(result: BacktestResult) -> str:
     """One plain sentence: does the strategy beat doing nothing, after costs, on these candles?"""
     s, b = result.strategy, result.buy_and_hold
+    if not result.trades:
+        return ("Verdict: it never traded on these candles (its filters found no entry worth the costs), so it "
+                "kept 0 % as doing nothing does.")
     if s.total_return <= 0:
         return (f"Verdict: after costs this strategy lost {abs(s.total_return) * 100:.2f} % where doing nothing kept "
                 f"0 %: do not run it live.")
@@ -509,6 +535,23 @@ def default_timeframes(timeframe: str) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+def _gpt_replay(args: argparse.Namespace) -> GptReplay | None:
+    """The recorded GPT brain the options ask for; None for the rules brain."""
+    if args.brain != "gpt":
+        if args.replay or args.record:
+            raise BacktestSetupError("--replay and --record are for --brain gpt")
+        return None
+    if bool(args.replay) == bool(args.record):
+        raise BacktestSetupError("--brain gpt needs a recording: --replay FILE, or --record FILE --base-url URL "
+                                 "to make one (a backtest never calls a model silently)")
+    if args.replay:
+        return GptReplay(ModelRecording.load(args.replay))
+    if not args.base_url:
+        raise BacktestSetupError("--record needs the model's --base-url")
+    recording = ModelRecording(model=args.model, cutoff=args.model_cutoff or cutoff_of(args.model))
+    return GptReplay(recording, record_from=args.base_url, api_key=args.api_key)
+
+
 def run(args: argparse.Namespace) -> int:
     from workers.market.replay import read_candles
 
@@ -529,15 +572,21 @@ def run(args: argparse.Namespace) -> int:
         max_leverage=args.max_leverage,
         warmup=args.warmup,
         weights=args.weights,
-        rules=RulesParams(allow_short=not args.no_short),
+        rules=rules_from_args(args, allow_short=not args.no_short),
         derivatives=True if args.derivatives else None,
     )
     try:
-        result = run_backtest(candles, config)
-    except BacktestSetupError as exc:
+        gpt = _gpt_replay(args)
+        result = run_backtest(candles, config, gpt=gpt)
+    except (BacktestSetupError, RecordingMiss, OSError, msgspec.DecodeError) as exc:
         print(f"quorum backtest: {exc}", file=sys.stderr)
         return 2
     print(format_report(result, config))
+    if gpt is not None:
+        gpt.close()
+        if args.record:
+            gpt.recording.save(args.record)
+        print("\n".join(gpt.summary(result.start_ms)))
     if args.trades:
         for t in result.trades:
             print(

@@ -12,11 +12,14 @@ from workers.agents.analysis import SymbolAnalysis, analyse_symbol
 from workers.agents.insight import AgentName, Insight, Level, OpenPosition, PositionSide
 from workers.backtest import BacktestConfig, default_timeframes, run_backtest
 from workers.brain.decision import Action
+from workers.brain.rules import RulesParams
 from workers.market.candles import TIMEFRAME_MS, Candles
 from workers.market.replay import read_candles
 from workers.market.resample import resample
 
 DATA_DIR = data_dir()
+# A strategy that trades on the 5m files (the shipped default rarely does): no regime filter, no cost gate.
+TRADING = RulesParams(regime_trend=None, min_edge=0.0, min_reward_risk=1.5)
 FIVE_MIN = TIMEFRAME_MS["5m"]
 
 
@@ -80,7 +83,7 @@ def test_garbage_after_t_does_not_change_any_decision_up_to_t(eth_btc: Candles, 
         np.minimum(noise(candles.close), high),
         noise(candles.volume),
     )
-    config = BacktestConfig(timeframes=("5m", "15m", "1h"))
+    config = BacktestConfig(timeframes=("5m", "15m", "1h"), rules=TRADING)
     clean = run_backtest(candles, config)
     dirty = run_backtest(garbage, config)
 
@@ -96,8 +99,8 @@ def test_garbage_after_t_does_not_change_any_decision_up_to_t(eth_btc: Candles, 
 
 
 def test_backtest_is_deterministic(eth_btc: Candles):
-    first = run_backtest(eth_btc.head(900), BacktestConfig())
-    second = run_backtest(eth_btc.head(900), BacktestConfig())
+    first = run_backtest(eth_btc.head(900), BacktestConfig(rules=TRADING))
+    second = run_backtest(eth_btc.head(900), BacktestConfig(rules=TRADING))
     assert first.decisions == second.decisions
     assert first.trades == second.trades
     assert np.array_equal(first.equity_curve, second.equity_curve)
@@ -140,7 +143,7 @@ def bullish_once(symbol, candles, headlines=(), positions=(), now_ms=None):
     score = 0.9 if now_ms == first_decision else 0.0
     close = float(next(iter(candles.values())).close[-1])
     return [
-        Insight(AgentName.TECHNICAL, symbol, score, 0.9, values={"close": close, "atr": 2.0}),
+        Insight(AgentName.TECHNICAL, symbol, score, 0.9, values={"close": close, "atr": 2.0, "regime_trend": 0.6}),
         Insight(
             AgentName.FIBONACCI,
             symbol,
@@ -152,7 +155,9 @@ def bullish_once(symbol, candles, headlines=(), positions=(), now_ms=None):
 
 
 def fills_config(fee_bps: float = 0.0, slippage_bps: float = 0.0) -> BacktestConfig:
-    return BacktestConfig(timeframes=("5m",), warmup=WARMUP, fee_bps=fee_bps, slippage_bps=slippage_bps)
+    # 1.5 R targets, so the 110 resistance (3.5 of risk, 10 of reward) is the target
+    return BacktestConfig(timeframes=("5m",), warmup=WARMUP, fee_bps=fee_bps, slippage_bps=slippage_bps,
+                          rules=RulesParams(min_reward_risk=1.5))
 
 
 def test_candle_touching_both_stop_and_target_counts_as_stopped_out():
@@ -202,7 +207,8 @@ def scripted(score: float):
         value = score if now_ms == first_decision else 0.0
         close = float(next(iter(candles.values())).close[-1])
         return [
-            Insight(AgentName.TECHNICAL, symbol, value, 0.9, values={"close": close, "atr": 2.0}),
+            Insight(AgentName.TECHNICAL, symbol, value, 0.9,
+                    values={"close": close, "atr": 2.0, "regime_trend": math.copysign(0.6, score)}),
             Insight(AgentName.FIBONACCI, symbol, value, 0.9,
                     levels=(Level("support", 90.0), Level("resistance", 103.0))),
         ]

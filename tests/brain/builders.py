@@ -46,7 +46,9 @@ def insights(direction: float = 1.0, symbol: str = SYMBOL) -> tuple[Insight, ...
             0.8 * direction,
             0.9,
             reasons=("ema fast above slow" if direction > 0 else "ema fast below slow",),
-            values={"close": PRICE, "atr": ATR, "rsi": 60.0 if direction > 0 else 40.0},
+            values={
+                "close": PRICE, "atr": ATR, "rsi": 60.0 if direction > 0 else 40.0, "regime_trend": 0.6 * direction,
+            },
         ),
         Insight(
             AgentName.FIBONACCI,

@@ -54,6 +54,8 @@ async def test_good_answer_is_decided_by_gpt_then_sized_by_the_guard(
         "support at 96 holds",
     ]
     assert not outcome.budget_exhausted_notify
+    # the decision names its model and that model's training cutoff (the published one: none configured)
+    assert (record.model, record.model_cutoff) == ("gpt-4o-mini", "2023-10-01")
 
 
 async def test_usage_records_prompt_completion_cached_tokens_and_cost(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from workers.agents.insight import AgentName, Insight, Level, OpenPosition, PositionSide
@@ -14,14 +16,16 @@ PRICE = 100.0
 ATR = 2.0
 
 
-def technical(score: float, confidence: float = 0.9) -> Insight:
+def technical(score: float, confidence: float = 0.9, regime: float | None = None) -> Insight:
+    """A technical reading; its slowest timeframe trends the way `score` points unless `regime` says otherwise."""
+    trend = regime if regime is not None else math.copysign(0.6, score) if score else 0.0
     return Insight(
         AgentName.TECHNICAL,
         SYMBOL,
         score,
         confidence,
         reasons=("ema fast above slow",),
-        values={"close": PRICE, "atr": ATR, "rsi": 60.0},
+        values={"close": PRICE, "atr": ATR, "rsi": 60.0, "regime_trend": trend},
     )
 
 
@@ -110,9 +114,39 @@ def test_stop_is_capped_when_the_fib_level_is_far_away():
 
 
 def test_take_profit_uses_the_resistance_when_it_pays_enough():
-    d = decide_by_rules(SYMBOL, [technical(0.9), fibonacci(0.8, support=97.0, resistance=108.0)])
+    # stop 97 - 0.25 ATR = 96.5, so 3.5 of risk: the resistance 12 away pays 3.4 R, within [3, 4] R
+    d = decide_by_rules(SYMBOL, [technical(0.9), fibonacci(0.8, support=97.0, resistance=112.0)])
     assert d.action == Action.OPEN_LONG
-    assert d.take_profit == 108.0
+    assert d.take_profit == 112.0
+
+
+def test_the_regime_filter_keeps_entries_with_the_slowest_timeframes_trend():
+    against = decide_by_rules(SYMBOL, [technical(0.9, regime=-0.5), fibonacci(0.8)])
+    flat = decide_by_rules(SYMBOL, [technical(0.9, regime=0.2), fibonacci(0.8)])
+    assert against.action == flat.action == Action.WAIT
+    assert "slowest timeframe" in against.reasons[0]
+    unfiltered = decide_by_rules(SYMBOL, [technical(0.9, regime=-0.5), fibonacci(0.8)],
+                                 params=RulesParams(regime_trend=None))
+    assert unfiltered.action == Action.OPEN_LONG
+
+
+def test_a_position_whose_regime_turns_against_it_is_closed():
+    d = decide_by_rules(SYMBOL, [technical(0.1, regime=-0.5), fibonacci(0.1)], position=long_position())
+    assert d.action == Action.CLOSE
+    assert "turned against" in d.reasons[0]
+
+
+def test_the_cost_aware_entry_waits_when_a_candles_move_does_not_pay_the_costs():
+    quiet = Insight(AgentName.TECHNICAL, SYMBOL, 0.9, 0.9, values={"close": PRICE, "atr": 0.5, "regime_trend": 0.6})
+    d = decide_by_rules(SYMBOL, [quiet, fibonacci(0.8)])  # ATR 0.5 % of price, 3 round trips of 0.3 % need 0.9 %
+    assert d.action == Action.WAIT and "round trips of costs" in d.reasons[0]
+    assert decide_by_rules(SYMBOL, [quiet, fibonacci(0.8)], params=RulesParams(min_edge=1.0)).action == Action.OPEN_LONG
+
+
+def test_following_the_regime_enters_with_the_trend_whatever_the_consensus():
+    d = decide_by_rules(SYMBOL, [technical(0.05, regime=0.6), fibonacci(0.0)],
+                        params=RulesParams(follow_regime=True))
+    assert d.action == Action.OPEN_LONG
 
 
 def test_weak_consensus_waits():
@@ -132,7 +166,8 @@ def test_weights_change_the_outcome():
     trust_charts = {AgentName.TECHNICAL: 1.0, AgentName.SENTIMENT: 0.1}
     assert decide_by_rules(SYMBOL, insights, weights=trust_charts).action == Action.OPEN_LONG
     trust_news = {AgentName.TECHNICAL: 0.1, AgentName.SENTIMENT: 1.0}
-    assert decide_by_rules(SYMBOL, insights, weights=trust_news).action == Action.OPEN_SHORT
+    unfiltered = RulesParams(regime_trend=None)  # the slowest timeframe trends up: the filter would refuse a short
+    assert decide_by_rules(SYMBOL, insights, weights=trust_news, params=unfiltered).action == Action.OPEN_SHORT
 
 
 def test_agents_left_out_of_the_weights_keep_their_defaults_and_zero_silences_one():
@@ -170,7 +205,7 @@ def test_open_long_with_bearish_reversal_closes():
 
 def test_open_long_with_bullish_or_mild_consensus_holds():
     assert decide_by_rules(SYMBOL, bullish(), position=long_position()).action == Action.HOLD
-    mild = [technical(-0.1), fibonacci(0.05)]
+    mild = [technical(-0.1, regime=0.3), fibonacci(0.05)]
     d = decide_by_rules(SYMBOL, mild, position=long_position())
     assert d.action == Action.HOLD
     assert d.stop_loss == 95.0 and d.take_profit == 110.0

@@ -19,6 +19,7 @@ from workers.brain.budget import LocalOnlyBudget, TokenBudget
 from workers.brain.decision import Decision
 from workers.brain.gpt import GptBrain, GptBrainConfig
 from workers.brain.risk import AccountState, RiskConfig
+from workers.brain.rules_args import add_rules_arguments, rules_from_args
 from workers.brain.service import (
     BotConfig,
     BrainKind,
@@ -57,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--price-tick", type=float, default=0.0, help="exchange price tick (0: none)")
     parser.add_argument("--min-amount", type=float, default=0.0, help="exchange minimum amount")
     parser.add_argument("--min-notional", type=float, default=0.0, help="exchange minimum notional")
+    add_rules_arguments(parser)
 
 
 def _when(ms: int) -> str:
@@ -203,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             daily_loss_limit_pct=args.daily_loss_pct,
             allow_short=not args.no_short,
         ),
+        rules=rules_from_args(args),
     )
     inputs = DecisionInputs(
         symbol=symbol,

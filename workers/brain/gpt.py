@@ -63,12 +63,29 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 
+# Training-data cutoffs as the model makers publish them (a recording may name its own with --model-cutoff).
+KNOWN_CUTOFFS: dict[str, str] = {
+    "gpt-4o-mini": "2023-10-01",
+    "gpt-4o": "2023-10-01",
+    "gpt-4.1": "2024-06-01",
+    "gpt-4.1-mini": "2024-06-01",
+    "gpt-4.1-nano": "2024-06-01",
+}
+
+def cutoff_of(model: str) -> str | None:
+    """The published training cutoff of `model` (a dated name uses its family's), if this table knows it."""
+    family = max((name for name in KNOWN_CUTOFFS if model == name or model.startswith(name + "-")),
+                 key=len, default=None)
+    return KNOWN_CUTOFFS.get(family) if family else None
+
+
 class GptBrainConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How to reach the model and how hard to try; field names are the settings that configure them."""
 
     openai_base_url: str = ""  # empty: the client's default (OPENAI_BASE_URL, else api.openai.com)
     openai_api_key: str = ""  # local servers (Ollama, vLLM) accept any key
     openai_model: str = "gpt-4o-mini"
+    openai_model_cutoff: str = ""  # YYYY-MM-DD, the model's training cutoff; empty: the published one, if known
     llm_timeout_seconds: float = 20.0  # per HTTP attempt
     llm_max_retries: int = 2  # the client's own retries on 408/409/429/5xx and connection errors
     llm_max_completion_tokens: int = 600
@@ -375,6 +392,11 @@ class GptBrain:
     @property
     def model(self) -> str:
         return self.config.openai_model
+
+    @property
+    def cutoff(self) -> str | None:
+        """The model's training cutoff: configured, else the published one, else None."""
+        return self.config.openai_model_cutoff or cutoff_of(self.config.openai_model)
 
     async def aclose(self) -> None:
         await self._client.close()

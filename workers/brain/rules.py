@@ -69,7 +69,7 @@ class RulesParams(msgspec.Struct, frozen=True, kw_only=True):
     min_stop_atr: float = 1.5  # the stop is at least this many ATRs from the entry
     max_stop_atr: float = 4.0  # ... and at most this many (a farther level is not used)
     stop_buffer_atr: float = 0.25  # how far beyond the Fibonacci level the stop sits
-    min_reward_risk: float = 1.5  # the take-profit pays at least this multiple of the risk
+    min_reward_risk: float = 3.0  # the take-profit pays at least this multiple of the risk
     max_reward_risk: float = 4.0  # ... and a farther Fibonacci target is capped here
     allow_short: bool = True  # spot-only bots set this to False
     # The positions agent scores the trade it recommends (closing a long reads negative); this much
@@ -80,12 +80,12 @@ class RulesParams(msgspec.Struct, frozen=True, kw_only=True):
     # Regime filter: open a long only while the slowest timeframe's trend (the technical agent's
     # `regime_trend`, in [-1, 1]) is at least this, a short only while it is at most minus this, and close
     # a position once it has turned against it by as much. None: no filter.
-    regime_trend: float | None = None
+    regime_trend: float | None = 0.4
     # Cost-aware entry: open only when a candle's typical move (the ATR) is worth at least `min_edge` round
     # trips of costs (`round_trip_cost`: fees and slippage of an entry and its exit, as a fraction of price),
     # so a timeframe whose moves the costs eat is not traded.
     round_trip_cost: float = 0.003
-    min_edge: float = 0.0
+    min_edge: float = 3.0
     # Trend following: enter in the direction of the regime whenever it is at least `regime_trend` strong,
     # whatever the consensus (which then only closes a position that it turns against).
     follow_regime: bool = False

@@ -97,6 +97,9 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     proposal: Decision  # what the brain proposed to the guard
     adjustments: tuple[Adjustment, ...]
     final: Decision
+    # The end of the model's training data (YYYY-MM-DD) when configured or published: a backtest over an
+    # earlier period is contaminated (the model may have read about it).
+    model_cutoff: str | None = None
 
 
 def shared_breaker_and_budget(redis: Redis, config: GptBrainConfig) -> tuple[RedisCircuitBreaker, RedisTokenBudget]:
@@ -193,6 +196,7 @@ async def decide(
         fingerprint=fingerprint(config, inputs),
         prompt_hash=result.prompt_hash if result is not None else None,
         model=gpt.model if gpt is not None and config.brain == BrainKind.GPT else None,
+        model_cutoff=gpt.cutoff if gpt is not None and config.brain == BrainKind.GPT else None,
         tokens=result.usage if result is not None else None,
         latency_ms=latency_ms,
         model_answer=result.answer if result is not None else None,
