@@ -1,8 +1,9 @@
 """`quorum run`: the whole service on one machine — embedded servers unless URLs are set, then API, worker, beat.
 
-A child that dies is started again after a delay that doubles with each death in a row (1 s up to 30 s, back to
-1 s once it has stayed up a minute), and each restart is said on stderr. Startup waits until each child really
-answers (the API's /ready, the worker's Celery ping), for as long as a loaded machine needs, not a fixed time.
+A child (or the embedded Redis) that dies is started again after a delay that doubles with each death in a
+row (1 s up to 30 s, back to 1 s once it has stayed up a minute), and each restart is said on stderr. Startup
+waits until each child really answers (the API's /ready, the worker's Celery ping), for as long as a loaded
+machine needs, not a fixed time.
 Ctrl-C (or SIGTERM) stops every process it started, the servers last; the data folder is kept for next time.
 """
 
@@ -60,9 +61,9 @@ class RestartBackoff:
 class Child:
     """One supervised process: how to start it, how to tell it is ready, and its restart state."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: Probe | None,
+    def __init__(self, name: str, launch: Callable[[], subprocess.Popen[bytes]], ready: Probe | None,
                  backoff: RestartBackoff) -> None:
-        self.name, self.argv, self.env, self.ready, self.backoff = name, argv, env, ready, backoff
+        self.name, self.launch, self.ready, self.backoff = name, launch, ready, backoff
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.restart_at: float | None = None  # set while it is dead and waiting for its delay
@@ -70,10 +71,9 @@ class Child:
         self.said_ready = False
 
     def start(self) -> None:
-        # Own process group: the terminal's Ctrl-C reaches only the supervisor, which stops children in order.
-        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
         self.started_at = time.monotonic()
         self.restart_at = None
+        self.proc = self.launch()
 
     @property
     def pid(self) -> int | None:
@@ -96,6 +96,7 @@ class Supervisor:
     def __init__(self, *, first_delay: float = 1.0, max_delay: float = 30.0, stable_after: float = 60.0,
                  say: Callable[[str], None] | None = None) -> None:
         self.children: list[Child] = []
+        self.servers: list[Child] = []  # embedded servers: watched and restarted like children, stopped last
         self.postgres: EmbeddedPostgres | None = None
         self.redis: EmbeddedRedis | None = None
         self.stopping = False
@@ -104,17 +105,34 @@ class Supervisor:
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str], ready: Probe | None = None) -> Child:
         """Start `argv` as the child `name`; `ready` tells when it serves (None: as soon as it runs)."""
-        child = Child(name, argv, env, ready, RestartBackoff(*self._backoff))
+        def launch() -> subprocess.Popen[bytes]:
+            # Own process group: the terminal's Ctrl-C reaches only the supervisor, which stops children in order.
+            return subprocess.Popen(argv, env=env, start_new_session=True)
+
+        child = Child(name, launch, ready, RestartBackoff(*self._backoff))
         child.start()
         self.children.append(child)
         return child
+
+    def watch_redis(self, redis: EmbeddedRedis) -> None:
+        """Restart the embedded Redis (already started) if it dies, as a child is; it is stopped after the children."""
+        self.redis = redis
+
+        def launch() -> subprocess.Popen[bytes]:
+            redis.start()  # same port and data folder: its append-only file brings the data back
+            assert redis.process is not None
+            return redis.process
+
+        server = Child("redis", launch, None, RestartBackoff(*self._backoff))
+        server.proc, server.started_at = redis.process, time.monotonic()
+        self.servers.append(server)
 
     def check(self) -> None:
         """One round: notice children that died, and start again those whose delay has passed."""
         if self.stopping:
             return
         now = time.monotonic()
-        for child in self.children:
+        for child in [*self.servers, *self.children]:
             if child.proc is None:
                 continue
             if child.restart_at is None and child.proc.poll() is not None:
@@ -124,9 +142,13 @@ class Supervisor:
                 self.say(f"{child.name} exited with code {child.proc.returncode} after {uptime:.0f} s; "
                          f"restarting it in {delay:g} s")
             elif child.restart_at is not None and now >= child.restart_at:
-                child.start()
                 child.restarts += 1
                 child.said_ready = False
+                try:
+                    child.start()
+                except Exception as exc:  # e.g. it did not listen in time: the next round looks at it again
+                    self.say(f"{child.name} did not start again ({exc})")
+                    continue
                 self.say(f"{child.name} restarted (pid {child.pid}, restart {child.restarts})")
 
     def wait_ready(self, timeout: float, interval: float = 0.5) -> None:
@@ -221,8 +243,9 @@ def run(args: argparse.Namespace) -> int:
             env["DATABASE_URL"] = supervisor.postgres.url.rsplit("/", 1)[0] + "/" + EMBEDDED_DATABASE
             print(f"quorum: embedded PostgreSQL on 127.0.0.1:{args.pg_port} (data in {data_home / 'postgres'})")
         if not env.get("REDIS_URL"):
-            supervisor.redis = EmbeddedRedis(data_home / "redis", args.redis_port)
+            supervisor.redis = EmbeddedRedis(data_home / "redis", args.redis_port)  # stopped even if start fails
             supervisor.redis.start()
+            supervisor.watch_redis(supervisor.redis)
             env["REDIS_URL"] = supervisor.redis.url
             print(f"quorum: embedded Redis on 127.0.0.1:{args.redis_port} (data in {data_home / 'redis'})")
         python = sys.executable

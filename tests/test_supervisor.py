@@ -114,7 +114,19 @@ def test_nothing_is_restarted_once_stopping() -> None:
     assert not child.running and child.restarts == 0
 
 
-def test_quorum_run_restarts_a_killed_worker_and_says_so(scratch_dir: Path) -> None:
+def redis_server_on(port: int) -> int:
+    """The pid of the redis-server listening on `port`."""
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and b"redis-server" in title and f"127.0.0.1:{port}".encode() in title:
+            return int(proc.name)  # Redis sets its title to "redis-server 127.0.0.1:PORT"
+    raise AssertionError(f"no redis-server on port {port}")
+
+
+def test_quorum_run_restarts_a_killed_worker_and_the_embedded_redis_and_says_so(scratch_dir: Path) -> None:
     data_home = scratch_dir / "quorum-run"
     env = {
         **os.environ, "DATA_HOME": str(data_home), "PORT": str(free_port()), "MARKET_DATA": "replay",
@@ -145,7 +157,11 @@ def test_quorum_run_restarts_a_killed_worker_and_says_so(scratch_dir: Path) -> N
         said(r"quorum: worker exited with code -9 after \d+ s; restarting it in 1 s")
         said(r"quorum: worker restarted \(pid \d+, restart 1\)")
         said(r"quorum: worker ready again \(pid \d+\)")
+        os.kill(redis_server_on(int(env["EMBEDDED_REDIS_PORT"])), signal.SIGKILL)
+        said(r"quorum: redis exited with code -9 after \d+ s; restarting it in 1 s")
+        said(r"quorum: redis restarted \(pid \d+, restart 1\)")
         assert stack.poll() is None  # everything else kept running
+        assert "worker exited" not in log.read_text().split("redis exited", 1)[1]  # the worker rode it out
     finally:
         if stack.poll() is None:
             os.killpg(stack.pid, signal.SIGTERM)
