@@ -1,14 +1,42 @@
-"""The Celery application: Redis as broker, JSON payloads carrying ids only, late acks."""
+"""The Celery application: Redis as broker, JSON payloads carrying ids only, late acks.
+
+A worker rides out a broker outage: it reconnects for as long as it takes, a cycle in flight finishes (its
+outcome is in PostgreSQL, not in the broker), and a message whose ack was lost with the connection comes
+back after the visibility timeout, when its finished slot makes it a no-op.
+"""
 
 from __future__ import annotations
 
 from celery import Celery
 from celery.signals import setup_logging, task_failure, task_postrun, task_prerun, worker_init
 from kombu import Queue
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from quorum.logs import configure_logging, propagate_ids_through_celery
 from quorum.settings import get_settings
 from workers import metrics
+
+
+class _BrokerChannel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> dict[str, object]:
+        # After a lost connection the consumer closes the old connection's transport, and the channel still
+        # restores or acks its messages through it. kombu then reads the closed transport's client (None) and
+        # raises AttributeError, which no error handler expects: the worker exited ("Error on stopping Hub:
+        # ... no attribute 'hostname'"). A connection error is what it is, and what the consumer retries.
+        if self.connection is None or self.connection.client is None:
+            raise RedisConnectionError("this channel's broker connection was closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class BrokerTransport(kombu_redis.Transport):
+    """kombu's Redis transport, whose channels report their closed connection as a connection error."""
+
+    Channel = _BrokerChannel
+
+
+# Redis sockets: a dead server is noticed in seconds, not when the kernel gives up on the connection.
+_REDIS_SOCKETS = {"socket_timeout": 30.0, "socket_connect_timeout": 5.0, "socket_keepalive": True}
 
 
 def create_celery() -> Celery:
@@ -23,8 +51,22 @@ def create_celery() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_track_started=False,
+        broker_transport=f"{__name__}:BrokerTransport",
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,  # an outage of any length is waited out, never a reason to exit
+        broker_transport_options={"visibility_timeout": 3600, "health_check_interval": 10, **_REDIS_SOCKETS},
+        # A cycle in flight when the broker goes keeps running: its orders are recorded before they are
+        # sent, and cancelling it half way would only leave more to reconcile.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        redis_socket_timeout=_REDIS_SOCKETS["socket_timeout"],
+        redis_socket_connect_timeout=_REDIS_SOCKETS["socket_connect_timeout"],
+        redis_socket_keepalive=True,
+        redis_retry_on_timeout=True,
+        redis_backend_health_check_interval=10,
+        # A result stored during an outage is retried with back-off (10 ms up to 10 s) for about two minutes.
+        result_backend_always_retry=True,
+        result_backend_max_retries=20,
         worker_hijack_root_logger=False,
         timezone="UTC",
         beat_schedule={
