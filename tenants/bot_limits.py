@@ -69,7 +69,8 @@ DEFAULT_CYCLE_INTERVAL_SECONDS = 900
 DEFAULT_BRAIN = BrainKind.RULES
 DEFAULT_GPT_MODEL = "gpt-4o-mini"
 DEFAULT_MODE = BotMode.PAPER
-# The rules brain's defaults (workers.brain.rules.DEFAULT_WEIGHTS): positions manages trades, it does not vote.
+# The rules brain's default weights (workers.brain.rules reads them from here): positions manages trades, it
+# does not vote.
 DEFAULT_AGENT_WEIGHTS: dict[str, float] = {
     "technical": 0.40, "sentiment": 0.25, "fibonacci": 0.20, "gann": 0.15, "positions": 0.0,
 }

@@ -269,3 +269,18 @@ def test_decisions_are_deterministic():
 
 def test_default_weights_cover_every_agent():
     assert set(DEFAULT_WEIGHTS) == set(AgentName)
+
+
+def test_the_brain_weighs_by_the_one_table_of_default_weights_the_api_shows():
+    from tenants.bot_limits import DEFAULT_AGENT_WEIGHTS
+
+    assert {a.value: w for a, w in DEFAULT_WEIGHTS.items()} == DEFAULT_AGENT_WEIGHTS
+
+
+def test_without_headlines_the_others_share_the_weight_as_in_a_live_cycle_without_news():
+    # what a backtest (which passes no headlines) and a live cycle without news both give the brain
+    silent = Insight(AgentName.SENTIMENT, SYMBOL, 0.0, 0.0)
+    with_silence = decide_by_rules(SYMBOL, [technical(0.5), fibonacci(0.5), agent(AgentName.GANN, 0.5), silent])
+    assert with_silence.reasons[0].startswith("consensus +0.")  # 0.5 x confidences, over 0.75 of weight
+    expected = (0.40 * 0.9 * 0.5 + 0.20 * 0.8 * 0.5 + 0.15 * 0.8 * 0.5) / 0.75
+    assert f"consensus {expected:+.3f}" in " ".join(with_silence.reasons)

@@ -34,19 +34,15 @@ from dataclasses import dataclass
 
 import msgspec
 
+from tenants.bot_limits import DEFAULT_AGENT_WEIGHTS
 from workers.agents.insight import AgentName, Insight, OpenPosition, PositionSide
 from workers.brain.decision import Action, Decision
 
-# Technical analysis carries the most evidence on candles alone; news sentiment is next; Fibonacci and
-# Gann mostly place levels. The positions agent manages an open trade (exits, trailing stops) rather
-# than calling market direction, so by default it does not vote.
-DEFAULT_WEIGHTS: dict[AgentName, float] = {
-    AgentName.TECHNICAL: 0.40,
-    AgentName.SENTIMENT: 0.25,
-    AgentName.FIBONACCI: 0.20,
-    AgentName.GANN: 0.15,
-    AgentName.POSITIONS: 0.0,
-}
+# The weights a bot gets unless it sets its own: one table, `tenants.bot_limits.DEFAULT_AGENT_WEIGHTS`, which the
+# API shows and validates against (technical 0.40, sentiment 0.25, fibonacci 0.20, gann 0.15, positions 0). A
+# cycle or backtest without headlines has the sentiment agent abstain (confidence 0), and `weigh` renormalises
+# over the agents that speak, so the others then weigh 0.40 / 0.20 / 0.15 out of 0.75.
+DEFAULT_WEIGHTS: dict[AgentName, float] = {AgentName(k): v for k, v in DEFAULT_AGENT_WEIGHTS.items()}
 
 # Names of the values/levels the brain reads from the agents' insights.
 PRICE_KEY = "close"
