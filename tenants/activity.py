@@ -131,10 +131,22 @@ class DecisionEntry(msgspec.Struct, frozen=True, kw_only=True):
 # The app's most read list, so it is read on the driver (`TenantScope.connection`): the record arrives as
 # JSON text and is decoded once, straight into what is shown (through the ORM it was parsed to dicts, then
 # converted, at several times the cost of the query).
-_DECISION_COLUMNS = (
-    "id, bot_id, cycle_id, symbol, action, confidence, requested_brain, brain, fallback, fallback_detail, model, "
-    "prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, created_at, record::text"
-)
+# A decision page, newest first, as two fixed statements (one bot's, every bot's). An absent filter is a bound
+# NULL: the time bounds and the cursor fall back to open ends, so each stays one range on the (tenant, bot, id)
+# index; the optional symbol is the only OR.
+_DECISIONS = """
+SELECT id, bot_id, cycle_id, symbol, action, confidence, requested_brain, brain, fallback, fallback_detail, model,
+       prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, created_at, record::text
+FROM decisions
+WHERE tenant_id = $1 AND {bot}
+  AND ($3::text IS NULL OR symbol = $3)
+  AND created_at >= COALESCE($4::timestamptz, '-infinity') AND created_at < COALESCE($5::timestamptz, 'infinity')
+  AND id < COALESCE($6::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff')
+ORDER BY id DESC
+LIMIT $7
+"""
+_DECISIONS_OF_BOT = _DECISIONS.replace("{bot}", "bot_id = $2")
+_DECISIONS_OF_TENANT = _DECISIONS.replace("{bot}", "($2::uuid IS NULL)")
 _BOT_EXISTS = "SELECT EXISTS (SELECT FROM bots WHERE tenant_id = $1 AND id = $2)"
 
 
@@ -167,25 +179,8 @@ class ActivityService:
     async def decisions(self, principal: Principal, bot_id: uuid.UUID | None, where: ActivityFilter, limit: int,
                         cursor: uuid.UUID | None = None, *, require_bot: bool = True) -> Page[DecisionEntry]:
         """One bot's decisions (404 for a bot not the tenant's unless `require_bot` is False), or every bot's."""
-        args: list[Any] = [principal.tenant_id]
-
-        def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
-
-        conditions = ["tenant_id = $1"]  # only the filters given: each shape is its own prepared statement
-        if bot_id is not None:
-            conditions.append(f"bot_id = {arg(bot_id)}")
-        if where.symbol is not None:
-            conditions.append(f"symbol = {arg(where.symbol)}")
-        if where.since is not None:
-            conditions.append(f"created_at >= {arg(where.since)}")
-        if where.until is not None:
-            conditions.append(f"created_at < {arg(where.until)}")
-        if cursor is not None:
-            conditions.append(f"id < {arg(cursor)}")
-        query = (f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE {' AND '.join(conditions)} "  # noqa: S608 - no values
-                 f"ORDER BY id DESC LIMIT {arg(limit + 1)}")
+        query = _DECISIONS_OF_BOT if bot_id is not None else _DECISIONS_OF_TENANT
+        args = (principal.tenant_id, bot_id, where.symbol, where.since, where.until, cursor, limit + 1)
         async with TenantScope.of(principal).connection(self.db, read_only=True) as connection:
             if bot_id is not None and require_bot and not await connection.fetchval(
                 _BOT_EXISTS, principal.tenant_id, bot_id
