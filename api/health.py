@@ -10,7 +10,6 @@ import anyio
 import msgspec
 from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
 from api.auth import PUBLIC
 from api.errors import FieldError, problem_response
@@ -33,8 +32,7 @@ async def health() -> Health:
 
 
 async def _check_postgres(request: Request[Any, Any, Any]) -> None:
-    async with request.app.state.database.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+    await request.app.state.database.ping()
 
 
 async def _check_redis(request: Request[Any, Any, Any]) -> None:

@@ -105,5 +105,10 @@ class Database:
                 if driver.is_closed() or driver.is_in_transaction():
                     await connection.invalidate()
 
+    async def ping(self) -> None:
+        """Raise unless PostgreSQL answers a trivial query on a pooled connection (readiness)."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
