@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 import talib
+from analysis_speed import indicator_set
 
 from workers.backtest import BacktestConfig, run_backtest
 from workers.market.candles import TIMEFRAME_MS, Candles
@@ -58,18 +59,8 @@ def year_of_5m(count: int = YEAR_OF_5M) -> Candles:
 
 def talib_pass(candles: Candles, timeframes: tuple[str, ...]) -> None:
     """The indicators the analysis reads, once over each timeframe of `candles` (resampling included)."""
-    trading, *others = (candles if tf == candles.timeframe else resample(candles, tf) for tf in timeframes)
-    c = trading
-    talib.RSI(c.close, 14)
-    talib.MACD(c.close, 12, 26, 9)
-    talib.EMA(c.close, 20)
-    talib.EMA(c.close, 50)
-    talib.BBANDS(c.close, 20, 2.0, 2.0, 0)
-    talib.ATR(c.high, c.low, c.close, 14)
-    for o in others:
-        talib.EMA(o.close, 20)
-        talib.EMA(o.close, 50)
-        talib.ATR(o.high, o.low, o.close, 14)
+    series = {tf: candles if tf == candles.timeframe else resample(candles, tf) for tf in timeframes}
+    indicator_set(series)()
 
 
 def main() -> None:
