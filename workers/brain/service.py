@@ -8,7 +8,6 @@ the shared breaker/budget store; the brains' logic, validation and the guard are
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import logging
 import time
@@ -18,6 +17,7 @@ from uuid import UUID
 import msgspec
 from redis.asyncio import Redis
 
+from tenants.bot_limits import BrainKind  # one brain kind for the API, the bots and the decisions
 from workers.agents.insight import AgentName, Headline, Insight, OpenPosition
 from workers.brain.breaker import BreakerState, CircuitBreaker, CoordinationUnavailable, RedisCircuitBreaker
 from workers.brain.budget import RedisTokenBudget, TokenBudget
@@ -29,11 +29,6 @@ from workers.brain.validation import BotConstraints, GptProposal, IssueOutcome, 
 from workers.exchanges.base import MarketRules
 
 log = logging.getLogger(__name__)
-
-
-class BrainKind(enum.StrEnum):
-    RULES = "rules"
-    GPT = "gpt"
 
 
 class BotConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -26,6 +26,8 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from workers.agents.insight import PositionSide  # one side type for agents, brain, fills, exchanges
+
 # Bybit's orderLinkId and Binance's newClientOrderId allow 36 characters, OKX's clOrdId 32
 # (alphanumeric, starting with a letter): "q" and 30 base32 characters (150 bits) fit all three.
 CLIENT_ORDER_ID_LENGTH = 31
@@ -71,11 +73,6 @@ class OrderStatus(StrEnum):
     CANCELED = "canceled"  # possibly after a partial fill
     REJECTED = "rejected"
     EXPIRED = "expired"
-
-
-class PositionSide(StrEnum):
-    LONG = "long"
-    SHORT = "short"
 
 
 class KeyCheck(msgspec.Struct, frozen=True, kw_only=True):
