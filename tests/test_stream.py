@@ -162,8 +162,11 @@ async def test_a_logged_out_session_ends_its_stream(client: AsyncTestClient, set
 
     try:
         stream = event_stream(hub, uuid.UUID(me["tenant"]["id"]), still_allowed, keepalive=0.1)
-        assert (await anext(stream)).comment == "connected"
-        assert (await anext(stream)).comment == "keep-alive"
+        connected, alive = await anext(stream), await anext(stream)
+        assert (connected.comment, alive.comment) == ("connected", "keep-alive")
+        # comment lines only: a `data:` line, even empty, makes a browser's EventSource fire an empty message
+        assert b"data:" not in connected.encode() + alive.encode()
+        assert alive.encode() == b": keep-alive\r\n\r\n"
         assert (await client.post("/v1/auth/logout", headers=account.headers)).status_code in (200, 204)
         assert [m async for m in stream] == []
     finally:

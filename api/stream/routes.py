@@ -66,7 +66,7 @@ async def event_stream(
 ) -> AsyncIterator[ServerSentEventMessage]:
     """The messages of one client's stream: missed events first (if asked), then live ones and keep-alives."""
     async with hub.listen(tenant_id) as queue:
-        yield ServerSentEventMessage(comment="connected", retry=RETRY_MS)
+        yield ServerSentEventMessage(data=None, comment="connected", retry=RETRY_MS)
         seen: set[uuid.UUID] = set()
         if missed is not None:
             for event in await missed():
@@ -92,7 +92,7 @@ async def event_stream(
                 next_check = loop.time() + recheck
             if event is _IDLE:
                 if idle_due:
-                    yield ServerSentEventMessage(comment="keep-alive")
+                    yield ServerSentEventMessage(data=None, comment="keep-alive")
                     last_sent = loop.time()
                 continue
             if event is None:  # fell behind, or Redis went away: the client reconnects with Last-Event-ID
