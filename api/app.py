@@ -9,7 +9,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.accounts.routes import AuthController, MeController
@@ -21,6 +20,7 @@ from api.auth import BearerAuthenticationMiddleware
 from api.bots.routes import BotConfigController, BotController
 from api.dependencies import DEPENDENCIES
 from api.devices.routes import DeviceController, NotificationPreferencesController
+from api.docs import docs_assets, render_plugins
 from api.errors import EXCEPTION_HANDLERS
 from api.exchange_keys.routes import ExchangeKeyController
 from api.health import health, metrics, ready
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, ready, metrics, AuthController, MeController, ApiKeyController,
                         ExchangeKeyController, BotController, BotConfigController, list_audit_events,
                         BotActivityController, DecisionController, stream_events, DeviceController,
-                        NotificationPreferencesController, WebhookController, AdminController],
+                        NotificationPreferencesController, WebhookController, AdminController, docs_assets()],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies=DEPENDENCIES,
@@ -136,7 +136,7 @@ def openapi_config() -> OpenAPIConfig:
         version=API_VERSION,
         description="Backend for AI trading bots on mobile. Errors are RFC 9457 problem details.",
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=render_plugins(),
         components=Components(
             security_schemes={BEARER_SCHEME: SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
