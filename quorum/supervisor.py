@@ -103,11 +103,17 @@ class Supervisor:
         self._backoff = (first_delay, max_delay, stable_after)
         self.say = say or (lambda line: print(f"quorum: {line}", file=sys.stderr, flush=True))
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str], ready: Probe | None = None) -> Child:
-        """Start `argv` as the child `name`; `ready` tells when it serves (None: as soon as it runs)."""
+    def spawn(self, name: str, argv: list[str], env: dict[str, str], ready: Probe | None = None,
+              log: Path | None = None) -> Child:
+        """Start `argv` as the child `name`; `ready` tells when it serves (None: as soon as it runs). With `log`,
+        its output is appended to that file instead of the terminal (a restart appends to the same file)."""
         def launch() -> subprocess.Popen[bytes]:
             # Own process group: the terminal's Ctrl-C reaches only the supervisor, which stops children in order.
-            return subprocess.Popen(argv, env=env, start_new_session=True)
+            if log is None:
+                return subprocess.Popen(argv, env=env, start_new_session=True)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+                return subprocess.Popen(argv, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
 
         child = Child(name, launch, ready, RestartBackoff(*self._backoff))
         child.start()
@@ -264,16 +270,17 @@ def run(args: argparse.Namespace) -> int:
         worker_node = f"worker@{socket.gethostname()}"
         supervisor.spawn("api", [*quorum, "serve", "--workers", str(args.api_workers)], env,
                          ready=answers_http(f"{base}/ready"))
+        logs = data_home / "logs"
         supervisor.spawn("worker", [*quorum, "worker", "--name", worker_node], env,
-                         ready=answers_celery_ping(settings.redis_url, worker_node))
-        supervisor.spawn("beat", [*quorum, "beat", "--schedule", str(data_home / "celerybeat-schedule")], env)
+                         ready=answers_celery_ping(settings.redis_url, worker_node), log=logs / "worker.log")
+        supervisor.spawn("beat", [*quorum, "beat", "--schedule", str(data_home / "celerybeat-schedule")], env,
+                         log=logs / "beat.log")
         try:
             supervisor.wait_ready(args.ready_timeout)
         except TimeoutError as exc:
             print(f"quorum: {exc}; stopping", file=sys.stderr)
             return 1
-        print(f"\nquorum: API on {base}\nquorum: API docs at {base}/schema/swagger (also {base}/schema)\n"
-              "quorum: press Ctrl-C to stop everything\n", flush=True)
+        print(next_steps(base, logs, env.get("MARKET_DATA", "")), flush=True)
         supervisor.supervise()
         return 0
     except KeyboardInterrupt:
@@ -281,6 +288,25 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         supervisor.stop()
+
+
+def next_steps(base: str, logs: Path, market_data: str) -> str:
+    """The block `quorum run` ends its start-up with: where things are and what to do first."""
+    register = (f"curl -s {base}/v1/auth/register -H 'content-type: application/json' "
+                "-d '{\"email\": \"you@example.com\", \"password\": \"<a long passphrase>\"}'")
+    return "\n".join([
+        "",
+        "quorum: ready. What next:",
+        f"  API docs     {base}/schema  (try any route from the page)",
+        f"  register     {register}",
+        "               then POST /v1/auth/login for tokens, POST /v1/bots for a paper bot, and read its",
+        "               decisions at GET /v1/bots/{id}/decisions (each says why it trades or waits)",
+        f"  the app      cd mobile && npm ci && EXPO_PUBLIC_API_URL={base} npx expo start",
+        f"  market data  {market_data or 'as configured'} candles",
+        f"  logs         the API here; the worker and beat in {logs}/worker.log and beat.log",
+        "  stop         Ctrl-C stops everything",
+        "",
+    ])
 
 
 def _choose_market_data(env: dict[str, str], quorum: list[str]) -> None:

@@ -152,7 +152,9 @@ def test_quorum_run_restarts_a_killed_worker_and_the_embedded_redis_and_says_so(
 
     try:
         worker = int(said(r"quorum: worker ready after [0-9.]+ s \(pid (\d+)\)").group(1))
-        said(r"quorum: API on http://")
+        said(r"quorum: ready\. What next:")
+        logs = Path(said(r"the worker and beat in (\S+)/worker\.log").group(1))
+        assert (logs / "worker.log").exists() and (logs / "beat.log").exists()  # their output is there, not here
         os.killpg(worker, signal.SIGKILL)
         said(r"quorum: worker exited with code -9 after \d+ s; restarting it in 1 s")
         said(r"quorum: worker restarted \(pid \d+, restart 1\)")
