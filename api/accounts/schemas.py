@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
+
+from api.wire import Request, Response, text
 
 # Explicit ASCII classes rather than `\s`: Python's and JSON Schema's regex engines disagree on `\s`.
 EMAIL_PATTERN = (
@@ -15,24 +17,9 @@ EMAIL_PATTERN = (
 )
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN,
                                     description="Email address; case and surrounding spaces are ignored")]
-NO_NUL = r"^[^\u0000]*$"  # PostgreSQL text cannot hold NUL; refuse it at the edge with a clear error
-
-
-def text(min_length: int, max_length: int, **meta: str) -> Any:
-    """A request string with length limits and no NUL characters."""
-    return Annotated[str, msgspec.Meta(min_length=min_length, max_length=max_length, pattern=NO_NUL, **meta)]
-
 
 Password = text(10, 256, description="10 to 256 characters, and not easy to guess (judged by zxcvbn: a 422 "
                                      "names the field, says why and suggests what to do)")
-
-
-class Request(msgspec.Struct, forbid_unknown_fields=True, rename="camel", frozen=True):
-    pass
-
-
-class Response(msgspec.Struct, rename="camel", frozen=True):
-    pass
 
 
 class RegisterRequest(Request):

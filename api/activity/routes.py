@@ -29,6 +29,7 @@ from api.activity.schemas import (
 from api.auth import requires
 from api.dependencies import Activity, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, problems
+from api.wire import Cursor
 from tenants import bot_limits
 from tenants.activity import ActivityFilter, DecisionEntry, RecordedDecision, decimal_text
 from tenants.models import Order, Position
@@ -39,7 +40,6 @@ PAGE_SIZE_MAX = 100
 PAGE = problems(400, 404, AUTHENTICATED, BACKEND)
 
 Limit = Annotated[int, Parameter(ge=1, le=PAGE_SIZE_MAX, description="Page size")]
-Cursor = Annotated[uuid.UUID | None, Parameter(description="`nextCursor` of the previous page")]
 Symbol = Annotated[str | None, Parameter(pattern=bot_limits.SYMBOL_PATTERN, description="Only this symbol")]
 Since = Annotated[datetime.datetime | None, Parameter(description="From this time on (inclusive, ISO 8601)")]
 Until = Annotated[datetime.datetime | None, Parameter(description="Before this time (exclusive, ISO 8601)")]

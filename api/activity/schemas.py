@@ -12,11 +12,9 @@ from typing import Annotated
 
 import msgspec
 
-from api.accounts.schemas import Response
+from api.wire import NextCursor, Response
 
 DecimalText = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="An exact decimal")]
-NextCursor = Annotated[uuid.UUID | None, msgspec.Meta(
-    description="Pass as `cursor` for the next page; null on the last page")]
 
 
 class LevelView(Response, kw_only=True):

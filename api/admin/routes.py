@@ -26,13 +26,13 @@ from api.admin.schemas import (
 )
 from api.dependencies import Admin, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, problems
+from api.wire import Cursor
 from tenants.admin import AdminTenant, AdminUser
 from tenants.errors import Forbidden, Unauthenticated
 from tenants.principal import Principal
 
 PAGE_SIZE_MAX = 200
 Limit = Annotated[int, Parameter(ge=1, le=PAGE_SIZE_MAX, description="Page size")]
-Cursor = Annotated[uuid.UUID | None, Parameter(description="`nextCursor` of the previous page")]
 
 
 async def requires_platform_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

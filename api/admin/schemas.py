@@ -8,10 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from api.accounts.schemas import Response
-
-NextCursor = Annotated[uuid.UUID | None, msgspec.Meta(
-    description="Pass as `cursor` for the next page; null on the last page")]
+from api.wire import NextCursor, Response
 
 
 class AdminTenantView(Response, kw_only=True):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from api.accounts.schemas import Request, Response, text
+from api.wire import Request, Response, text
 from tenants.api_keys import MAX_RATE_LIMIT, MIN_RATE_LIMIT, ApiKeyScope
 
 RateLimit = Annotated[int, msgspec.Meta(ge=MIN_RATE_LIMIT, le=MAX_RATE_LIMIT, description="requests a minute")]

@@ -10,10 +10,10 @@ import msgspec
 from litestar import get
 from litestar.params import Parameter
 
-from api.accounts.schemas import Response
 from api.auth import requires
 from api.dependencies import Accounts, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, problems
+from api.wire import Cursor, Response
 from tenants.principal import Scope
 
 
@@ -40,7 +40,7 @@ async def list_audit_events(
     principal: CurrentPrincipal,
     accounts: Accounts,
     limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-    cursor: Annotated[uuid.UUID | None, Parameter(description="`nextCursor` of the previous page")] = None,
+    cursor: Cursor = None,
 ) -> AuditPage:
     events = await accounts.audit_page(principal, limit=limit, before=cursor)
     items = [

@@ -16,6 +16,7 @@ from api.auth import requires
 from api.bots.schemas import BotListResponse, BotPatchRequest, BotRequest, BotView
 from api.dependencies import Bots, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
+from api.wire import Cursor
 from tenants.bot_queries import BotRecord
 from tenants.bots import BotChanges, BotSettings
 from tenants.models import Bot
@@ -66,7 +67,7 @@ class BotController(Controller):
     async def list_bots(
         self, request: Request[Principal, Any, Any], bots: Bots,
         limit: Annotated[int, Parameter(ge=1, le=PAGE_SIZE_MAX, description="Page size")] = 20,
-        cursor: Annotated[uuid.UUID | None, Parameter(description="`nextCursor` of the previous page")] = None,
+        cursor: Cursor = None,
     ) -> BotListResponse:
         # request.user, not the `principal` dependency: see `get_bot`.
         page = await bots.list(request.user, limit, cursor)

@@ -14,7 +14,7 @@ import msgspec
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import Body
 
-from api.accounts.schemas import Request, Response, text
+from api.wire import NextCursor, Request, Response, text
 from tenants import bot_limits as limits
 from tenants.bot_limits import BotMode, BrainKind, Timeframe
 
@@ -135,5 +135,4 @@ class BotView(Response, kw_only=True):
 
 class BotListResponse(Response, kw_only=True):
     items: list[BotView]
-    next_cursor: Annotated[uuid.UUID | None, msgspec.Meta(
-        description="Pass as `cursor` for the next page; null on the last page")]
+    next_cursor: NextCursor

@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 from litestar.openapi.spec import OpenAPIType, Schema
 
-from api.accounts.schemas import Request, Response
+from api.wire import Request, Response
 from tenants.devices import PUSHABLE
 from tenants.notify_models import DEVICE_TOKEN_MAX_LENGTH, DevicePlatform
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from api.accounts.schemas import Request, Response, text
+from api.wire import Request, Response, text
 from tenants.exchange_catalog import SUPPORTED_EXCHANGES
 
 # The schema lists exactly the exchanges the service accepts: `paper` and every exchange ccxt speaks.

@@ -27,6 +27,7 @@ from api.webhooks.schemas import (
     WebhookRequest,
     WebhookView,
 )
+from api.wire import Cursor
 from tenants.events import EventType
 from tenants.notify_models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 from tenants.principal import Scope
@@ -124,7 +125,7 @@ class WebhookController(Controller):
     async def list_webhook_deliveries(
         self, webhook_id: uuid.UUID, principal: CurrentPrincipal, webhooks: Webhooks,
         limit: Annotated[int, Parameter(ge=1, le=PAGE_SIZE_MAX, description="Page size")] = 50,
-        cursor: Annotated[uuid.UUID | None, Parameter(description="`nextCursor` of the previous page")] = None,
+        cursor: Cursor = None,
         status: Annotated[WebhookDeliveryStatus | None, Parameter(description="Only deliveries in this state")] = None,
     ) -> WebhookDeliveryPage:
         page = await webhooks.deliveries(principal, webhook_id, limit, cursor, status)

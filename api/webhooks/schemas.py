@@ -9,7 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from api.accounts.schemas import Request, Response, text
+from api.wire import NextCursor, Request, Response, text
 from tenants.notify_models import WEBHOOK_URL_MAX_LENGTH, WebhookDeliveryStatus
 from tenants.webhooks import SUBSCRIBABLE
 
@@ -87,5 +87,4 @@ class WebhookDeliveryView(Response, kw_only=True):
 
 class WebhookDeliveryPage(Response, kw_only=True):
     items: list[WebhookDeliveryView]
-    next_cursor: Annotated[uuid.UUID | None, msgspec.Meta(
-        description="Pass as `cursor` for the next page; null on the last page")]
+    next_cursor: NextCursor
