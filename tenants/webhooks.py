@@ -399,7 +399,11 @@ def subscribed(endpoint: WebhookEndpoint, event_type: str) -> bool:
 
 
 def _subscriptions(event_types: Iterable[EventType]) -> list[str]:
-    chosen = sorted({EventType(t).value for t in event_types})
+    named = [EventType(t).value for t in event_types]
+    if len(set(named)) != len(named):
+        raise Unprocessable("Each event type may appear only once",
+                            errors=[{"field": "eventTypes", "message": "each event type may appear only once"}])
+    chosen = sorted(named)
     if EventType.TEST.value in chosen:
         raise Unprocessable("`test` events are sent only by POST /v1/webhooks/{id}/test",
                             errors=[{"field": "eventTypes", "message": "cannot subscribe to test"}])

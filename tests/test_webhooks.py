@@ -154,6 +154,10 @@ async def test_webhooks_are_changed_and_deleted(client: AsyncTestClient, receive
     refused = await client.patch(f"/v1/webhooks/{created['id']}", headers=account.headers,
                                  json={"eventTypes": ["test"]})
     assert refused.status_code == 422
+    repeated = await client.patch(f"/v1/webhooks/{created['id']}", headers=account.headers,
+                                  json={"eventTypes": ["bot.paused", "bot.paused"]})
+    assert repeated.status_code == 422
+    assert repeated.json()["errors"] == [{"field": "eventTypes", "message": "each event type may appear only once"}]
     assert (await client.delete(f"/v1/webhooks/{created['id']}", headers=account.headers)).status_code == 204
     assert (await client.get(f"/v1/webhooks/{created['id']}", headers=account.headers)).status_code == 404
 
