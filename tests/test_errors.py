@@ -127,3 +127,25 @@ async def test_every_response_carries_the_security_headers(client: AsyncTestClie
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_an_undocumented_query_parameter_is_a_400_naming_it(client: AsyncTestClient, account: Account) -> None:
+    # A misspelt filter must not silently answer everything.
+    response = await client.get("/v1/decisions?sybmol=BTC/USDT&limit=5&debug=1", headers=account.headers)
+    body = assert_problem(response, 400)
+    assert sorted(e["field"] for e in body["errors"]) == ["debug", "sybmol"]
+    assert all(e["message"] == "unknown query parameter" for e in body["errors"])
+    assert (await client.get("/v1/decisions?symbol=BTC/USDT&limit=5", headers=account.headers)).status_code == 200
+
+
+@pytest.mark.parametrize("moment", ["0.5", "1733238000", "yesterday", "2026-13-01T00:00:00Z"])
+async def test_a_time_that_is_not_iso_8601_is_a_400(client: AsyncTestClient, account: Account, moment: str) -> None:
+    response = await client.get("/v1/decisions", params={"until": moment}, headers=account.headers)
+    body = assert_problem(response, 400)
+    assert [e["field"] for e in body["errors"]] == ["until"]
+
+
+async def test_iso_8601_times_are_accepted_with_or_without_a_zone(client: AsyncTestClient, account: Account) -> None:
+    for moment in ("2026-12-03T15:00:00Z", "2026-12-03T15:00:00+01:00", "2026-12-03T15:00:00"):
+        response = await client.get("/v1/decisions", params={"since": moment}, headers=account.headers)
+        assert response.status_code == 200, (moment, response.text)
