@@ -6,6 +6,7 @@ Each run gets a fresh database built by the migrations (never `create_all`) and 
 from __future__ import annotations
 
 import asyncio
+import csv
 import os
 import shutil
 import subprocess
@@ -27,8 +28,9 @@ from quorum.database import Database, create_app_engine
 from quorum.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, wait_for_port
 from quorum.settings import Settings, load_settings
 from tenants.db_commands import bootstrap
-from tests.fakes.bybit_v5 import FakeBybitV5
+from tests.fakes.bybit_v5 import DEFAULT_INSTRUMENTS, FakeBybitV5
 from tests.fakes.fcm import FakeFcm
+from workers.market.replay import default_ohlcv_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -187,6 +189,25 @@ def api_server(settings: Settings) -> Iterator[str]:
 def fake_bybit() -> Iterator[FakeBybitV5]:
     with FakeBybitV5() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def bybit_market_dir(scratch_dir: Path) -> Path:
+    """QUORUM_DATA_DIR with one series for the fake Bybit's BTC/USDT:USDT: the recorded ETH/BTC 5m candles
+    moved to the fake's mark price (it fills market orders there; the candles' shape is real, their level moved)."""
+    folder = scratch_dir / "bybit-market"
+    (folder / "ohlcv").mkdir(parents=True, exist_ok=True)
+    with (default_ohlcv_dir() / "ETH_BTC-5m.csv").open() as f:
+        rows = list(csv.reader(f))
+    closes = sorted(float(r[4]) for r in rows[1:])
+    mark = next(i.mark_price for i in DEFAULT_INSTRUMENTS if i.symbol == "BTCUSDT")
+    scale = mark / closes[len(closes) // 2]
+    with (folder / "ohlcv" / "BTC_USDT_USDT-5m.csv").open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(rows[0])
+        for r in rows[1:]:
+            out.writerow([r[0], *(f"{float(v) * scale:.2f}" for v in r[1:5]), r[5]])
+    return folder
 
 
 @pytest.fixture(scope="session")

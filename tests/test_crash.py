@@ -6,14 +6,12 @@ fake Bybit v5 server, the openai client against the fake OpenAI server (the GPT 
 trade, so the worker decides to open without any test hook), PostgreSQL and Redis. The fake Bybit
 holds its answer to the order; the test kills the worker while it waits.
 
-The market data is the recorded ETH/BTC 5-minute series, rescaled to the fake's BTCUSDT price level
-(the fake fills at a fixed mark price; the candles' shape is real, their level is moved).
+The market data is the recorded ETH/BTC 5-minute series at the fake's BTCUSDT price level (`bybit_market_dir`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import os
 import signal
 import subprocess
@@ -40,29 +38,10 @@ from workers.cycle import slot_of
 from workers.dispatch import dispatch
 from workers.ledger import ABANDONED
 from workers.market.feed import replay_clock
-from workers.market.replay import ReplaySource, default_ohlcv_dir
+from workers.market.replay import ReplaySource
 
 SYMBOL = "BTC/USDT:USDT"
-MARK = 60_000.0
 HARD_LIMIT = 15.0  # seconds: how long the dead worker's bot lock and running cycle stay claimed
-
-
-@pytest.fixture(scope="module")
-def market_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """QUORUM_DATA_DIR with one series: the recorded ETH/BTC 5m candles at the fake's BTCUSDT level."""
-    folder = tmp_path_factory.mktemp("market")
-    (folder / "ohlcv").mkdir()
-    source = default_ohlcv_dir() / "ETH_BTC-5m.csv"
-    with source.open() as f:
-        rows = list(csv.reader(f))
-    closes = sorted(float(r[4]) for r in rows[1:])
-    scale = MARK / closes[len(closes) // 2]
-    with (folder / "ohlcv" / "BTC_USDT_USDT-5m.csv").open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(rows[0])
-        for r in rows[1:]:
-            out.writerow([r[0], *(f"{float(v) * scale:.2f}" for v in r[1:5]), r[5]])
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +72,7 @@ async def wait_for(predicate, seconds: float, what: str, log: Path) -> None:  # 
 
 async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
     client: AsyncTestClient, settings: Settings, fake_bybit: FakeBybitV5, key_check_worker: Path,
-    fake_openai: FakeOpenAI, market_dir: Path, scratch_dir: Path,
+    fake_openai: FakeOpenAI, bybit_market_dir: Path, scratch_dir: Path,
 ) -> None:
     account = await register(client)
     api_key, secret = f"K{uuid.uuid4().hex[:17].upper()}", f"S-{uuid.uuid4().hex}"
@@ -111,9 +90,9 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
     tenant = uuid.UUID((await client.get("/v1/me", headers=account.headers)).json()["tenant"]["id"])
 
     # The model proposes a long with a stop 3% under the current replayed price.
-    os.environ["QUORUM_DATA_DIR"] = str(market_dir)
+    os.environ["QUORUM_DATA_DIR"] = str(bybit_market_dir)
     try:
-        replay = ReplaySource(market_dir / "ohlcv")
+        replay = ReplaySource(bybit_market_dir / "ohlcv")
         price = float(replay.read(SYMBOL, "5m", until_ms=replay_clock(replay, 1.0)()).close[-1])
     finally:
         del os.environ["QUORUM_DATA_DIR"]
@@ -125,7 +104,7 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
     queue = f"crash-{uuid.uuid4().hex[:8]}"
     env = child_environ(
         settings, EXCHANGE_API_OVERRIDES=f"bybit={fake_bybit.origin}", MARKET_DATA="replay",
-        QUORUM_DATA_DIR=str(market_dir), REPLAY_SPEED="1", OPENAI_BASE_URL=fake_openai.base_url,
+        QUORUM_DATA_DIR=str(bybit_market_dir), REPLAY_SPEED="1", OPENAI_BASE_URL=fake_openai.base_url,
         OPENAI_API_KEY="sk-test", CYCLE_HARD_TIME_LIMIT_SECONDS=str(HARD_LIMIT),
         CYCLE_SOFT_TIME_LIMIT_SECONDS=str(HARD_LIMIT - 3), LOG_LEVEL="DEBUG",
     )
