@@ -40,6 +40,29 @@ class UserRole(enum.StrEnum):
     MEMBER = "member"
 
 
+class CycleStatus(enum.StrEnum):
+    RUNNING = "running"  # claimed; a crash leaves it so, and the bot's next cycle closes it
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class OrderState(enum.StrEnum):
+    """An order's stored state: the exchange's states (`workers.exchanges.base.OrderStatus`) and the cycle's own."""
+
+    INTENT = "intent"  # stored before it is sent; never answered yet
+    SUBMITTED = "submitted"
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # sent, no answer, not found yet: looked up by client id on the next cycle
+    FAILED = "failed"  # never made: refused before it reached the exchange, or the exchange has no such order
+
+
+PENDING_ORDER_STATES = (OrderState.INTENT, OrderState.SUBMITTED, OrderState.OPEN, OrderState.UNKNOWN)
+
+
 class User(TenantOwned, Base):
     __tablename__ = "users"
     __table_args__ = (
@@ -240,7 +263,7 @@ class Cycle(TenantOwned, Base):
 
     bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
     slot: Mapped[int] = mapped_column(BigInteger)  # seconds since the epoch at the slot's start
-    status: Mapped[str] = mapped_column(String(12))  # running | completed | failed
+    status: Mapped[str] = mapped_column(String(12))  # CycleStatus
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     finished_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
@@ -306,8 +329,7 @@ class Order(TenantOwned, Base):
     take_profit: Mapped[Decimal | None] = mapped_column(Money, default=None)
     leverage: Mapped[Decimal | None] = mapped_column(Numeric(6, 2), default=None)
     reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
-    # intent (stored, not yet answered) | submitted | open | filled | canceled | rejected | expired | failed
-    status: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(12))  # OrderState
     exchange_order_id: Mapped[str | None] = mapped_column(String(80), default=None)
     filled: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     average_price: Mapped[Decimal | None] = mapped_column(Money, default=None)

@@ -56,7 +56,7 @@ from workers.agents.insight import AgentName, Headline, Insight, OpenPosition, P
 from workers.brain.decision import Action, Decision
 from workers.brain.gpt import cutoff_of
 from workers.brain.recording import GptReplay, ModelRecording, RecordingMiss
-from workers.brain.risk import AccountState, RiskConfig, guard
+from workers.brain.risk import COST_RESERVE_PCT, AccountState, RiskConfig, guard
 from workers.brain.rules import RulesBrain, RulesParams
 from workers.brain.rules_args import add_rules_arguments, rules_from_args
 from workers.brain.validation import BotConstraints
@@ -95,7 +95,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True):
     equity: float = 10_000.0  # starting equity in quote currency
     risk_pct: float = 1.0  # equity risked between entry and stop, in percent
     max_leverage: float = 1.0  # notional cap as a multiple of equity (1 = spot)
-    cost_reserve_pct: float = 1.0  # of the notional cap, kept for fees and slippage (the live cycle's)
+    cost_reserve_pct: float = COST_RESERVE_PCT  # of the notional cap, kept for fees and slippage, as live
     warmup: int = 300  # trading candles before the first decision
     weights: dict[AgentName, float] | None = None  # per-agent weights for the rules brain
     rules: RulesParams = RulesParams()

@@ -30,12 +30,12 @@ from uuid_utils.compat import uuid7
 
 from tenants import events
 from tenants.events import EventMessage, EventType
-from tenants.models import Bot, ExchangeKey, Fill, Order, Position
-from workers.exchanges.base import ExchangeOrder, OrderIntent, OrderStatus
+from tenants.models import PENDING_ORDER_STATES, Bot, CycleStatus, ExchangeKey, Fill, Order, OrderState, Position
+from workers.brain.service import DecisionRecord
+from workers.exchanges.base import ExchangeOrder, OrderIntent
 from workers.market.fills import pnl
 
 ZERO = Decimal(0)
-PENDING_ORDER_STATUSES = ("intent", "submitted", "open", "unknown")
 ABANDONED = "abandoned: its worker stopped mid-cycle; the next cycle reconciled its orders"
 
 
@@ -148,7 +148,7 @@ _claim = msgspec.json.Decoder(Claim)
 async def claim_cycle(conn: asyncpg.Connection, bot_id: uuid.UUID, slot: int) -> Claim | None:
     """Claim (bot, slot) for this run, or None: the bot is gone or stopped, or the slot already ran."""
     midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    found = await conn.fetchval(_CLAIM, bot_id, uuid7(), slot, ABANDONED, midnight, PENDING_ORDER_STATUSES)
+    found = await conn.fetchval(_CLAIM, bot_id, uuid7(), slot, ABANDONED, midnight, PENDING_ORDER_STATES)
     return _claim.decode(found) if found is not None else None
 
 
@@ -185,6 +185,33 @@ class Mark(msgspec.Struct, frozen=True, array_like=True):
     unrealized: Decimal
 
 
+class DecisionRow(msgspec.Struct, kw_only=True):
+    """A decision as stored: the `decisions` table's columns, in its order (written as JSON rows)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    bot_id: uuid.UUID
+    cycle_id: uuid.UUID | None
+    symbol: str
+    action: str
+    confidence: float
+    requested_brain: str
+    brain: str
+    fallback: str | None
+    fallback_detail: str
+    fingerprint: str
+    prompt_hash: str | None
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: Decimal
+    latency_ms: float
+    record: DecisionRecord
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
 # The end of a cycle, in one statement: its decisions and events (rows as JSON, the columns' names as
 # keys), the marks of its open positions, and its outcome.
 _FINISH = """
@@ -209,12 +236,12 @@ async def finish_cycle(
     cycle_id: uuid.UUID,
     bot_id: uuid.UUID,
     *,
-    status: str,
+    status: CycleStatus,
     started: datetime.datetime,
     error: str | None = None,
     equity: Decimal | None = None,
     unrealized: Decimal | None = None,
-    decisions: Sequence[dict[str, object]] = (),
+    decisions: Sequence[DecisionRow] = (),
     messages: Sequence[EventMessage] = (),
     marks: Sequence[Mark] = (),
 ) -> None:
@@ -240,8 +267,7 @@ _STORE_DECISIONS = text(
 )
 
 
-async def store_decisions(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
-    """Decision rows (the columns' names as keys; `record` may be the `DecisionRecord` itself)."""
+async def store_decisions(session: AsyncSession, rows: Sequence[DecisionRow]) -> None:
     if rows:
         await session.execute(_STORE_DECISIONS, {"rows": _encode(rows).decode()})
 
@@ -256,9 +282,9 @@ async def store_intent(
     exchange: str,
     leg: str,
     intent: OrderIntent,
-) -> tuple[uuid.UUID, str]:
-    """Record the order before it is sent: (order row id, status). An existing intent is returned as is,
-    and its status says whether it may still be sent ("intent" only on the first run)."""
+) -> tuple[uuid.UUID, bool]:
+    """Record the order before it is sent: (order row id, whether it is new). Only a new intent may be sent:
+    one stored already (a run of this slot before a crash) belongs to reconciliation, which looks it up."""
     now = utcnow()
     row = (
         await session.execute(
@@ -281,25 +307,24 @@ async def store_intent(
                 take_profit=money(intent.take_profit),
                 leverage=money(intent.leverage),
                 reduce_only=intent.reduce_only,
-                status="intent",
+                status=OrderState.INTENT,
                 filled=ZERO,
                 fee=ZERO,
                 created_at=now,
                 updated_at=now,
             )
             .on_conflict_do_nothing()
-            .returning(Order.id, Order.status)
+            .returning(Order.id)
         )
     ).first()
     if row is not None:
-        return row.id, "sending"
-    existing = (
-        await session.execute(select(Order.id, Order.status).where(Order.client_order_id == intent.client_order_id))
-    ).one()
-    return existing.id, existing.status
+        return row.id, True
+    existing = await session.scalar(select(Order.id).where(Order.client_order_id == intent.client_order_id))
+    assert existing is not None  # the insert met this client order id
+    return existing, False
 
 
-async def mark_order(session: AsyncSession, order_id: uuid.UUID, status: str, error: str | None = None) -> None:
+async def mark_order(session: AsyncSession, order_id: uuid.UUID, status: OrderState, error: str | None = None) -> None:
     await session.execute(
         update(Order).where(Order.id == order_id).values(status=status, error=error, updated_at=utcnow())
     )
@@ -323,7 +348,7 @@ async def record_order(
         await session.execute(select(Order.filled, Order.status).where(Order.id == order_id).with_for_update())
     ).one()
     filled = money(answer.filled) or ZERO
-    status = answer.status.value if answer.status is not OrderStatus.SUBMITTED else "submitted"
+    status = OrderState(answer.status.value)
     average = money(answer.average)
     fee = money(answer.fee) or ZERO
     now = utcnow()
@@ -497,7 +522,7 @@ async def record_exit(
             stop_loss=money(answer.stop_loss),
             take_profit=money(answer.take_profit),
             reduce_only=True,
-            status="intent",
+            status=OrderState.INTENT,
             filled=ZERO,
             fee=ZERO,
             created_at=now,

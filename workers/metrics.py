@@ -30,7 +30,7 @@ TASK_FAILURES = Counter(
 )
 CYCLE_DURATION = Histogram(
     "quorum_cycle_duration_seconds",
-    "Trading cycle run time, by outcome (completed, failed, skipped, locked, backing_off)",
+    "Trading cycle run time, by outcome (completed, failed, skipped, locked)",
     ["outcome"],
     # The soft limit is 50 s and the hard one 60 s by default: the top buckets show cycles near them.
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 45, 50, 60),

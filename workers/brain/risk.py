@@ -28,6 +28,12 @@ from workers.exchanges.base import MarketRules
 OPENING = (Action.OPEN_LONG, Action.OPEN_SHORT)
 
 
+# Kept back from the notional cap for the taker fee and slippage of the fill (about 0.1% + 0.05% on
+# most venues and on paper), with room to spare, so a position sized to the cap does not bounce.
+# Live cycles and backtests use it alike.
+COST_RESERVE_PCT = 1.0
+
+
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True):
     """A bot's hard limits."""
 
