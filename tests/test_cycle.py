@@ -30,7 +30,7 @@ from tests.conftest import Account, register
 from workers.brain.breaker import RedisCircuitBreaker
 from workers.brain.budget import RedisTokenBudget
 from workers.brain.decision import Action, Decision
-from workers.brain.service import BotConfig, DecisionInputs, DecisionOutcome, decide
+from workers.brain.service import BotConfig, DecisionInputs, DecisionOutcome, decide, rules_decision
 from workers.cycle import CycleEnv, slot_of
 from workers.exchanges.factory import open_trading_exchange
 from workers.market.cache import SharedOhlcvCache
@@ -84,24 +84,14 @@ def make_env(settings: Settings, database: Database, redis: Redis, clock: Clock 
     )
 
 
-def rules(redis: Redis) -> Decide:
+def rules(redis: Redis, propose: Callable[[BotConfig, DecisionInputs], Decision] = rules_decision) -> Decide:
     breaker = RedisCircuitBreaker(redis, f"test-{uuid.uuid4().hex[:6]}")
-    return functools.partial(decide, gpt=None, breaker=breaker, budget=RedisTokenBudget(redis, 0))
+    return functools.partial(decide, gpt=None, breaker=breaker, budget=RedisTokenBudget(redis, 0), propose=propose)
 
 
 def scripted(redis: Redis, make: Callable[[DecisionInputs], Decision]) -> Decide:
     """The real decision service, with the rules brain's proposal replaced by `make(inputs)` before the guard."""
-    from workers.brain import service
-
-    async def run(config: BotConfig, inputs: DecisionInputs) -> DecisionOutcome:
-        original = service.rules_decision
-        service.rules_decision = lambda _config, _inputs: make(_inputs)
-        try:
-            return await rules(redis)(config, inputs)
-        finally:
-            service.rules_decision = original
-
-    return run
+    return rules(redis, lambda _config, inputs: make(inputs))
 
 
 async def new_bot(client: AsyncTestClient, account: Account, **changes: object) -> tuple[uuid.UUID, uuid.UUID]:

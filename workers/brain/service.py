@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -144,8 +145,10 @@ async def decide(
     breaker: CircuitBreaker,
     budget: TokenBudget,
     at: datetime | None = None,
+    propose: Callable[[BotConfig, DecisionInputs], Decision] = rules_decision,
 ) -> DecisionOutcome:
-    """Decide for `inputs.symbol` with the bot's brain, falling back to the rules brain, then guard it."""
+    """Decide for `inputs.symbol` with the bot's brain, falling back to the rules brain, then guard it.
+    `propose` is the rules brain's step (a test may script the proposal the guard then meets)."""
     at = at or datetime.now(UTC)
     started = time.perf_counter()
     fallback: FallbackReason | None = None
@@ -173,7 +176,7 @@ async def decide(
 
     brain = BrainKind.GPT if proposal is not None else BrainKind.RULES
     if proposal is None:
-        proposal = rules_decision(config, inputs)
+        proposal = propose(config, inputs)
     latency_ms = (time.perf_counter() - started) * 1000
     guarded = guard(proposal, config.risk, inputs.account, inputs.market, inputs.price)
 
