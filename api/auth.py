@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -30,6 +31,10 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             principal = await self._api_key_principal(connection, credential)
         else:
             principal = connection.app.state.accounts.principal_from_access_token(credential)
+        # The acting principal carries this request's address (api/middleware.py): audit entries take it from here.
+        client_ip = connection.scope["state"].get("client_ip", "")
+        if client_ip:
+            principal = msgspec.structs.replace(principal, client_ip=client_ip)
         return AuthenticationResult(user=principal, auth=credential)
 
     @staticmethod

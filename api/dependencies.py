@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
-from tenants.accounts import AccountService
+from tenants.accounts import AccountService, ClientInfo
 from tenants.activity import ActivityService
 from tenants.admin import AdminService
 from tenants.api_keys import ApiKeyService
@@ -20,55 +21,35 @@ from tenants.webhooks import WebhookService
 
 
 def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
+    """The caller, as authenticated (api/auth.py), with this request's address."""
     return request.user
 
 
-def provide_accounts(state: State) -> AccountService:
-    return state.accounts
+def provide_client(request: Request[Any, Any, Any]) -> ClientInfo:
+    """Who is on the other end before there is a principal (registering, logging in, refreshing)."""
+    return ClientInfo(ip=request.scope["state"].get("client_ip", ""), user_agent=request.headers.get("user-agent", ""))
 
 
-def provide_api_keys(state: State) -> ApiKeyService:
-    return state.api_keys
+# Each service by the name handlers ask for it: built once by the app's lifespan, kept on its state.
+SERVICES = ("accounts", "api_keys", "bots", "exchange_keys", "devices", "webhooks", "activity", "admin")
 
 
-def provide_bots(state: State) -> BotService:
-    return state.bots
+def _from_state(name: str) -> Callable[[State], Any]:
+    def provide(state: State) -> Any:
+        return getattr(state, name)
 
-
-def provide_exchange_keys(state: State) -> ExchangeKeyService:
-    return state.exchange_keys
-
-
-def provide_devices(state: State) -> DeviceService:
-    return state.devices
-
-
-def provide_webhooks(state: State) -> WebhookService:
-    return state.webhooks
-
-
-def provide_activity(state: State) -> ActivityService:
-    return state.activity
-
-
-def provide_admin(state: State) -> AdminService:
-    return state.admin
+    return provide
 
 
 DEPENDENCIES = {
     "principal": Provide(provide_principal, sync_to_thread=False),
-    "accounts": Provide(provide_accounts, sync_to_thread=False),
-    "api_keys": Provide(provide_api_keys, sync_to_thread=False),
-    "bots": Provide(provide_bots, sync_to_thread=False),
-    "exchange_keys": Provide(provide_exchange_keys, sync_to_thread=False),
-    "devices": Provide(provide_devices, sync_to_thread=False),
-    "webhooks": Provide(provide_webhooks, sync_to_thread=False),
-    "activity": Provide(provide_activity, sync_to_thread=False),
-    "admin": Provide(provide_admin, sync_to_thread=False),
+    "client": Provide(provide_client, sync_to_thread=False),
+    **{name: Provide(_from_state(name), sync_to_thread=False) for name in SERVICES},
 }
 
 # Annotations for handler parameters: `principal: CurrentPrincipal`, `accounts: Accounts`.
 CurrentPrincipal = NamedDependency[Principal]
+Client = NamedDependency[ClientInfo]
 Accounts = NamedDependency[AccountService]
 ApiKeys = NamedDependency[ApiKeyService]
 Bots = NamedDependency[BotService]

@@ -205,7 +205,7 @@ class AccountService:
             raise Unauthenticated("the session has ended; log in again")
         return Me(*row)
 
-    async def change_password(self, principal: Principal, current: str, new: str, client: ClientInfo) -> None:
+    async def change_password(self, principal: Principal, current: str, new: str) -> None:
         """Set a new password and end every other session of the user."""
         async with TenantScope.of(principal).session(self.db) as session:
             user = await session.get(User, principal.user_id)
@@ -224,7 +224,7 @@ class AccountService:
                 .values(revoked_at=utcnow(), revoked_reason="password_changed")
             )
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.PASSWORD_CHANGED,
-                         target_type="user", target_id=user.id, client_ip=client.ip)
+                         target_type="user", target_id=user.id)
 
     # -- internals -------------------------------------------------------------------------------
 

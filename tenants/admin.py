@@ -117,14 +117,13 @@ class AdminService:
         rows = await self._call(_USERS, principal, tenant=tenant_id, limit=limit + 1, before=cursor)
         return _page([AdminUser(**r) for r in rows], limit)
 
-    async def set_user_active(self, principal: Principal, user_id: uuid.UUID, active: bool,
-                              client_ip: str = "") -> AdminUser:
+    async def set_user_active(self, principal: Principal, user_id: uuid.UUID, active: bool) -> AdminUser:
         """(De)activate a user in any tenant. Deactivation ends their sessions, tokens and API keys at once."""
         if user_id == principal.user_id and not active:
             raise Unprocessable("an operator cannot deactivate themself",
                                 errors=[{"field": "userId", "message": "that is you"}])
         rows = await self._call(_SET_ACTIVE, principal, target=user_id, active=active, audit_id=uuid7(),
-                                ip=client_ip)
+                                ip=principal.client_ip)
         if not rows:
             raise NotFound("no user with this id")
         return AdminUser(**rows[0])

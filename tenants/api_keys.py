@@ -69,7 +69,6 @@ class ApiKeyService:
 
     async def create(
         self, principal: Principal, name: str, scopes: Iterable[str], rate_limit_per_minute: int | None = None,
-        client_ip: str = "",
     ) -> tuple[ApiKey, str]:
         """Create a key; the plaintext is returned here and never again."""
         _require_user(principal)
@@ -86,8 +85,7 @@ class ApiKeyService:
             session.add(key)
             await session.flush()
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.API_KEY_CREATED,
-                         target_type="api_key", target_id=key.id, client_ip=client_ip,
-                         details={"name": key.name, "scopes": key.scopes})
+                         target_type="api_key", target_id=key.id, details={"name": key.name, "scopes": key.scopes})
         return key, plaintext
 
     async def list(self, principal: Principal) -> list[ApiKey]:
@@ -98,7 +96,7 @@ class ApiKeyService:
             )
             return list(result)
 
-    async def revoke(self, principal: Principal, key_id: uuid.UUID, client_ip: str = "") -> None:
+    async def revoke(self, principal: Principal, key_id: uuid.UUID) -> None:
         """Revoke at once; revoking a revoked key changes nothing. Unknown ids (or another tenant's) are 404."""
         _require_user(principal)
         async with TenantScope.of(principal).session(self.db) as session:
@@ -111,7 +109,7 @@ class ApiKeyService:
                 return
             key.revoked_at = utcnow()
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.API_KEY_REVOKED,
-                         target_type="api_key", target_id=key.id, client_ip=client_ip)
+                         target_type="api_key", target_id=key.id)
 
     # -- authenticating a request --------------------------------------------------------------------
 

@@ -57,7 +57,8 @@ def record(
         actor_type = "user" if actor_id else "anonymous"
     session.add(AuditEvent(
         tenant_id=tenant_id, actor_type=actor_type, actor_id=actor_id, action=action,
-        target_type=target_type, target_id=target_id, client_ip=client_ip[:64], details=details or {},
+        target_type=target_type, target_id=target_id, details=details or {},
+        client_ip=(client_ip or (actor.client_ip if actor is not None else ""))[:64],
     ))
 
 

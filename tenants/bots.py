@@ -84,14 +84,14 @@ class BotService:
         # the markets it has recorded candles for); else bot_limits.DEFAULT_SYMBOLS.
         self.default_symbols = default_symbols
 
-    async def create(self, principal: Principal, settings: BotSettings, client_ip: str = "") -> Bot:
+    async def create(self, principal: Principal, settings: BotSettings) -> Bot:
         async with TenantScope.of(principal).session(self.db) as session:
             bot = Bot(tenant_id=principal.tenant_id, is_active=False, is_default=False)
             _apply(bot, msgspec.structs.asdict(settings))
             await _check(session, principal, bot)
             session.add(bot)
             await session.flush()
-            _audit(session, principal, AuditAction.BOT_CREATED, bot, client_ip, {"mode": bot.mode})
+            _audit(session, principal, AuditAction.BOT_CREATED, bot, {"mode": bot.mode})
         return bot
 
     async def list(self, principal: Principal, limit: int, cursor: uuid.UUID | None = None) -> BotPage:
@@ -108,57 +108,57 @@ class BotService:
             raise NotFound("no bot with this id")
         return bot_queries.record(row)
 
-    async def update(self, principal: Principal, bot_id: uuid.UUID, changes: BotChanges, client_ip: str = "") -> Bot:
+    async def update(self, principal: Principal, bot_id: uuid.UUID, changes: BotChanges) -> Bot:
         values = {k: v for k, v in msgspec.structs.asdict(changes).items() if v is not msgspec.UNSET}
         async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             if values:
                 _apply(bot, values)
                 await _check(session, principal, bot)
-                _audit(session, principal, AuditAction.BOT_CHANGED, bot, client_ip,
+                _audit(session, principal, AuditAction.BOT_CHANGED, bot,
                        {"fields": sorted(_WIRE_NAMES[k] for k in values)})
                 await session.flush()
         return bot
 
-    async def delete(self, principal: Principal, bot_id: uuid.UUID, client_ip: str = "") -> None:
+    async def delete(self, principal: Principal, bot_id: uuid.UUID) -> None:
         async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             await session.delete(bot)
-            _audit(session, principal, AuditAction.BOT_DELETED, bot, client_ip, {"name": bot.name})
+            _audit(session, principal, AuditAction.BOT_DELETED, bot, {"name": bot.name})
 
-    async def start(self, principal: Principal, bot_id: uuid.UUID, client_ip: str = "") -> Bot:
+    async def start(self, principal: Principal, bot_id: uuid.UUID) -> Bot:
         """Activate the bot after checking its configuration again (a linked key may have changed)."""
         async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             await _check(session, principal, bot)
             was_active = bot.is_active
             bot.is_active, bot.paused_reason = True, None
-            _audit(session, principal, AuditAction.BOT_STARTED, bot, client_ip,
+            _audit(session, principal, AuditAction.BOT_STARTED, bot,
                    {"mode": bot.mode, "wasActive": was_active})
             await session.flush()
         return bot
 
-    async def stop(self, principal: Principal, bot_id: uuid.UUID, client_ip: str = "") -> Bot:
+    async def stop(self, principal: Principal, bot_id: uuid.UUID) -> Bot:
         async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             was_active = bot.is_active
             bot.is_active = False
-            _audit(session, principal, AuditAction.BOT_STOPPED, bot, client_ip, {"wasActive": was_active})
+            _audit(session, principal, AuditAction.BOT_STOPPED, bot, {"wasActive": was_active})
             await session.flush()
         return bot
 
-    async def get_default_config(self, principal: Principal, client_ip: str = "") -> Bot:
+    async def get_default_config(self, principal: Principal) -> Bot:
         """The tenant's default bot, created (paper, rules brain, BTC/USDT) the first time it is asked for."""
         async with TenantScope.of(principal).session(self.db) as session:
-            return await _default_bot(session, principal, client_ip, self.default_symbols)
+            return await _default_bot(session, principal, self.default_symbols)
 
-    async def put_default_config(self, principal: Principal, settings: BotSettings, client_ip: str = "") -> Bot:
+    async def put_default_config(self, principal: Principal, settings: BotSettings) -> Bot:
         """Replace the default bot's whole configuration; its id, active flag and history stay."""
         async with TenantScope.of(principal).session(self.db) as session:
-            bot = await _default_bot(session, principal, client_ip)
+            bot = await _default_bot(session, principal)
             _apply(bot, msgspec.structs.asdict(settings))
             await _check(session, principal, bot)
-            _audit(session, principal, AuditAction.BOT_CHANGED, bot, client_ip,
+            _audit(session, principal, AuditAction.BOT_CHANGED, bot,
                    {"fields": sorted(_WIRE_NAMES.values()), "default": True})
             await session.flush()
         return bot
@@ -176,7 +176,7 @@ async def _find(session: AsyncSession, principal: Principal, bot_id: uuid.UUID, 
 
 
 async def _default_bot(
-    session: AsyncSession, principal: Principal, client_ip: str, symbols: tuple[str, ...] = ()
+    session: AsyncSession, principal: Principal, symbols: tuple[str, ...] = ()
 ) -> Bot:
     query = select(Bot).where(Bot.tenant_id == principal.tenant_id, Bot.is_default).with_for_update()
     bot = await session.scalar(query)
@@ -193,7 +193,7 @@ async def _default_bot(
         found = await session.scalar(query)
         assert found is not None
         return found
-    _audit(session, principal, AuditAction.BOT_CREATED, bot, client_ip, {"mode": bot.mode, "default": True})
+    _audit(session, principal, AuditAction.BOT_CREATED, bot, {"mode": bot.mode, "default": True})
     return bot
 
 
@@ -248,7 +248,7 @@ async def _check(session: AsyncSession, principal: Principal, bot: Bot) -> None:
         raise Unprocessable("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
 
 
-def _audit(session: AsyncSession, principal: Principal, action: AuditAction, bot: Bot, client_ip: str,
+def _audit(session: AsyncSession, principal: Principal, action: AuditAction, bot: Bot,
            details: dict[str, Any]) -> None:
     audit.record(session, tenant_id=principal.tenant_id, action=action, actor=principal,
-                 target_type="bot", target_id=bot.id, client_ip=client_ip, details=details)
+                 target_type="bot", target_id=bot.id, details=details)

@@ -68,17 +68,17 @@ class ExchangeKeyService:
         self.vault = vault
         self.checker = checker
 
-    async def link(self, principal: Principal, new: NewExchangeKey, client_ip: str) -> ExchangeKey:
+    async def link(self, principal: Principal, new: NewExchangeKey) -> ExchangeKey:
         if not is_supported(new.exchange):
             raise Unprocessable(f"unsupported exchange {new.exchange!r}",
                                 errors=[{"field": "exchange", "message": "not an exchange Quorum can trade on"}])
         if new.exchange == PAPER:
-            return await self._store(principal, new, client_ip, status="active")
+            return await self._store(principal, new, status="active")
         missing = [f for f, v in (("apiKey", new.api_key), ("secret", new.secret)) if not v]
         if missing:
             raise Unprocessable(f"{' and '.join(missing)} required for {new.exchange}",
                                 errors=[{"field": f, "message": "required for a real exchange"} for f in missing])
-        key = await self._store(principal, new, client_ip, status="checking")
+        key = await self._store(principal, new, status="checking")
         try:
             outcome = await self.checker.check(principal.tenant_id, key.id)
         except Exception:
@@ -86,14 +86,14 @@ class ExchangeKeyService:
             log.warning("exchange key check unavailable", exc_info=True)
             raise ServiceUnavailable("the key could not be checked with the exchange right now; try again") from None
         if outcome.error == "rejected":
-            await self._refuse(principal, key, client_ip, "rejected_by_exchange")
+            await self._refuse(principal, key, "rejected_by_exchange")
             raise Unprocessable("the exchange rejected this API key: check the key, the secret and the testnet flag",
                                 errors=[{"field": "apiKey", "message": "rejected by the exchange"}])
         if not outcome.ok:
             await self._destroy(principal, key.id)
             raise ServiceUnavailable("the exchange could not be reached to check the key; try again")
         if outcome.can_withdraw:
-            await self._refuse(principal, key, client_ip, "withdrawal_enabled")
+            await self._refuse(principal, key, "withdrawal_enabled")
             raise Unprocessable(
                 "this API key can withdraw funds. Quorum never needs that: create a key with trading "
                 "permission only (withdrawals disabled) and link that one",
@@ -113,7 +113,7 @@ class ExchangeKeyService:
             )
             audit.record(session, tenant_id=principal.tenant_id, actor=principal,
                          action=AuditAction.EXCHANGE_KEY_LINKED, target_type="exchange_key", target_id=key.id,
-                         client_ip=client_ip, details={"exchange": new.exchange, "warnings": warnings})
+                         details={"exchange": new.exchange, "warnings": warnings})
             return await session.get_one(ExchangeKey, key.id, populate_existing=True)
 
     async def list(self, principal: Principal) -> list[ExchangeKey]:
@@ -132,7 +132,7 @@ class ExchangeKeyService:
             raise NotFound("no such exchange key")
         return key
 
-    async def delete(self, principal: Principal, key_id: uuid.UUID, client_ip: str) -> None:
+    async def delete(self, principal: Principal, key_id: uuid.UUID) -> None:
         key = await self.get(principal, key_id)
         try:
             async with TenantScope.of(principal).session(self.db) as session:
@@ -142,13 +142,13 @@ class ExchangeKeyService:
                 await self._shred(session, key_id)
                 audit.record(session, tenant_id=principal.tenant_id, actor=principal,
                              action=AuditAction.EXCHANGE_KEY_DELETED, target_type="exchange_key", target_id=key_id,
-                             client_ip=client_ip, details={"exchange": key.exchange})
+                             details={"exchange": key.exchange})
         except IntegrityError:
             raise Conflict("a bot uses this key: point the bot at another key or delete it first") from None
 
     # -- internals -------------------------------------------------------------------------------
 
-    async def _store(self, principal: Principal, new: NewExchangeKey, client_ip: str, status: str) -> ExchangeKey:
+    async def _store(self, principal: Principal, new: NewExchangeKey, status: str) -> ExchangeKey:
         key = ExchangeKey(id=uuid7(), tenant_id=principal.tenant_id, exchange=new.exchange, label=new.label,
                           testnet=new.testnet, status=status, warnings=[])
         async with TenantScope.of(principal).session(self.db) as session:
@@ -163,15 +163,15 @@ class ExchangeKeyService:
             if status == "active":
                 audit.record(session, tenant_id=principal.tenant_id, actor=principal,
                              action=AuditAction.EXCHANGE_KEY_LINKED, target_type="exchange_key", target_id=key.id,
-                             client_ip=client_ip, details={"exchange": new.exchange})
+                             details={"exchange": new.exchange})
         return key
 
-    async def _refuse(self, principal: Principal, key: ExchangeKey, client_ip: str, reason: str) -> None:
+    async def _refuse(self, principal: Principal, key: ExchangeKey, reason: str) -> None:
         async with TenantScope.of(principal).session(self.db) as session:
             await self._shred(session, key.id)
             audit.record(session, tenant_id=principal.tenant_id, actor=principal,
                          action=AuditAction.EXCHANGE_KEY_REFUSED, target_type="exchange_key", target_id=key.id,
-                         client_ip=client_ip, details={"exchange": key.exchange, "reason": reason})
+                         details={"exchange": key.exchange, "reason": reason})
 
     async def _destroy(self, principal: Principal, key_id: uuid.UUID) -> None:
         async with TenantScope.of(principal).session(self.db) as session:

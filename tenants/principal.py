@@ -39,3 +39,4 @@ class Principal(msgspec.Struct, frozen=True):
     scopes: frozenset[Scope]
     session_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
+    client_ip: str = ""  # where this request came from (set per request by the API; audit entries carry it)

@@ -246,7 +246,7 @@ class WebhookService:
         self.queue = queue
         self.allow_private = allow_private
 
-    async def create(self, principal: Principal, settings: EndpointSettings, client_ip: str = "") -> tuple[
+    async def create(self, principal: Principal, settings: EndpointSettings) -> tuple[
             WebhookEndpoint, str]:
         """A new endpoint and its signing secret, returned this once."""
         await self._check_url(settings.url)
@@ -265,7 +265,7 @@ class WebhookService:
             session.add(endpoint)
             await session.flush()
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.WEBHOOK_CREATED,
-                         target_type="webhook", target_id=endpoint.id, client_ip=client_ip,
+                         target_type="webhook", target_id=endpoint.id,
                          details={"host": urlsplit(endpoint.url).hostname or "", "eventTypes": event_types})
         return endpoint, secret
 
@@ -281,8 +281,7 @@ class WebhookService:
         async with TenantScope.of(principal).session(self.db) as session:
             return await _find(session, principal, endpoint_id)
 
-    async def update(self, principal: Principal, endpoint_id: uuid.UUID, changes: EndpointChanges,
-                     client_ip: str = "") -> WebhookEndpoint:
+    async def update(self, principal: Principal, endpoint_id: uuid.UUID, changes: EndpointChanges) -> WebhookEndpoint:
         """Change some fields; `active: true` re-enables a disabled endpoint and forgets its failures."""
         if changes.url is not msgspec.UNSET:
             await self._check_url(changes.url)
@@ -306,11 +305,11 @@ class WebhookService:
             if changed:
                 audit.record(session, tenant_id=principal.tenant_id, actor=principal,
                              action=AuditAction.WEBHOOK_CHANGED, target_type="webhook", target_id=endpoint.id,
-                             client_ip=client_ip, details={"fields": changed})
+                             details={"fields": changed})
                 await session.flush()
         return endpoint
 
-    async def rotate_secret(self, principal: Principal, endpoint_id: uuid.UUID, client_ip: str = "", *,
+    async def rotate_secret(self, principal: Principal, endpoint_id: uuid.UUID, *,
                             overlap: datetime.timedelta = ROTATION_OVERLAP) -> tuple[WebhookEndpoint, str]:
         """A new signing secret, returned this once. The one it replaces keeps signing too for `overlap`
         (zero: it stops at once); a previous secret still in its overlap is dropped now."""
@@ -332,17 +331,17 @@ class WebhookService:
             endpoint.secret_ciphertext = await self.vault.encrypt(session, secret_context(endpoint), secret)
             endpoint.updated_at = now
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.WEBHOOK_CHANGED,
-                         target_type="webhook", target_id=endpoint.id, client_ip=client_ip,
+                         target_type="webhook", target_id=endpoint.id,
                          details={"fields": ["secret"], "overlapSeconds": int(overlap.total_seconds())})
             await session.flush()
         return endpoint, secret
 
-    async def delete(self, principal: Principal, endpoint_id: uuid.UUID, client_ip: str = "") -> None:
+    async def delete(self, principal: Principal, endpoint_id: uuid.UUID) -> None:
         async with TenantScope.of(principal).session(self.db) as session:
             endpoint = await _find(session, principal, endpoint_id, lock=True)
             await session.delete(endpoint)
             audit.record(session, tenant_id=principal.tenant_id, actor=principal, action=AuditAction.WEBHOOK_DELETED,
-                         target_type="webhook", target_id=endpoint.id, client_ip=client_ip)
+                         target_type="webhook", target_id=endpoint.id)
 
     async def deliveries(self, principal: Principal, endpoint_id: uuid.UUID, limit: int,
                          cursor: uuid.UUID | None = None,

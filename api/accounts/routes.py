@@ -18,17 +18,12 @@ from api.accounts.schemas import (
     TokenResponse,
 )
 from api.auth import PUBLIC, requires
-from api.dependencies import Accounts, CurrentPrincipal
+from api.dependencies import Accounts, Client, CurrentPrincipal
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
-from tenants.accounts import ClientInfo, TokenPair, normalise_email
+from tenants.accounts import TokenPair, normalise_email
 from tenants.errors import TooManyRequests, Unprocessable
 from tenants.passwords import judge_new_password
 from tenants.principal import Principal, Scope
-
-
-def client_info(request: Request[Any, Any, Any]) -> ClientInfo:
-    return ClientInfo(ip=request.scope["state"].get("client_ip", ""),
-                      user_agent=request.headers.get("user-agent", ""))
 
 
 async def _require_strong(password: str, field: str, hints: list[str]) -> None:
@@ -49,7 +44,7 @@ class AuthController(Controller):
 
     @post("/register", opt=PUBLIC, status_code=HTTP_201_CREATED,
           summary="Create an account: a new tenant and its owner", responses=problems(BODY, BACKEND, 409, 429))
-    async def register(self, data: RegisterRequest, request: Request[Any, Any, Any],
+    async def register(self, data: RegisterRequest, request: Request[Any, Any, Any], client: Client,
                        accounts: Accounts) -> TokenResponse:
         # Judged before the throttle counts the attempt: retrying after a weak password costs no registration.
         email = normalise_email(data.email)
@@ -57,19 +52,18 @@ class AuthController(Controller):
         settings = request.app.state.settings
         wait = await request.app.state.rate_limiter.hit(
             settings.registration_window_seconds,
-            {f"register:ip:{client_info(request).ip}": settings.registrations_per_ip,
+            {f"register:ip:{client.ip}": settings.registrations_per_ip,
              "register:all": settings.registrations_global},
         )
         if wait:
             raise TooManyRequests("too many accounts created; try again later", retry_after=wait)
-        return _tokens(await accounts.register(data.email, data.password, data.tenant_name, client_info(request)))
+        return _tokens(await accounts.register(data.email, data.password, data.tenant_name, client))
 
     @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, summary="Log in with email and password",
           responses=problems(BODY, BACKEND, 401, 429))
-    async def login(self, data: LoginRequest, request: Request[Any, Any, Any],
+    async def login(self, data: LoginRequest, request: Request[Any, Any, Any], client: Client,
                     accounts: Accounts) -> TokenResponse:
         settings = request.app.state.settings
-        client = client_info(request)
         account_key = "login:acct:" + hashlib.sha256(normalise_email(data.email).encode()).hexdigest()[:32]
         ip_key = f"login:ip:{client.ip}"
         wait = await request.app.state.rate_limiter.hit(
@@ -85,9 +79,8 @@ class AuthController(Controller):
     @post("/refresh", opt=PUBLIC, status_code=HTTP_200_OK,
           summary="Exchange a refresh token for a new pair (each refresh token works once)",
           responses=problems(BODY, BACKEND, 401))
-    async def refresh(self, data: RefreshRequest, request: Request[Any, Any, Any],
-                      accounts: Accounts) -> TokenResponse:
-        return _tokens(await accounts.refresh(data.refresh_token, client_info(request)))
+    async def refresh(self, data: RefreshRequest, client: Client, accounts: Accounts) -> TokenResponse:
+        return _tokens(await accounts.refresh(data.refresh_token, client))
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires(Scope.ACCOUNT)],
           summary="End this session", responses=problems(AUTHENTICATED, BACKEND), security=BEARER)
@@ -113,6 +106,6 @@ class MeController(Controller):
     @post("/password", status_code=HTTP_204_NO_CONTENT, responses=problems(BODY, AUTHENTICATED, BACKEND),
           summary="Change the password; every other session is ended")
     async def change_password(self, data: ChangePasswordRequest, principal: CurrentPrincipal,
-                              accounts: Accounts, request: Request[Any, Any, Any]) -> None:
+                              accounts: Accounts) -> None:
         await _require_strong(data.new_password, "newPassword", [data.current_password])
-        await accounts.change_password(principal, data.current_password, data.new_password, client_info(request))
+        await accounts.change_password(principal, data.current_password, data.new_password)

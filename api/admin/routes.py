@@ -8,13 +8,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
-from api.accounts.routes import client_info
 from api.admin.schemas import (
     AdminTenantPage,
     AdminTenantView,
@@ -81,16 +80,14 @@ class AdminController(Controller):
     @post("/users/{user_id:uuid}/deactivate", status_code=HTTP_200_OK,
           summary="Deactivate a user: their sessions, refresh tokens and API keys stop working at once",
           responses=problems(404, 422, AUTHENTICATED, BACKEND))
-    async def deactivate_user(self, user_id: uuid.UUID, principal: CurrentPrincipal, admin: Admin,
-                              request: Request[Any, Any, Any]) -> AdminUserView:
-        return _user(await admin.set_user_active(principal, user_id, False, client_info(request).ip))
+    async def deactivate_user(self, user_id: uuid.UUID, principal: CurrentPrincipal, admin: Admin) -> AdminUserView:
+        return _user(await admin.set_user_active(principal, user_id, False))
 
     @post("/users/{user_id:uuid}/activate", status_code=HTTP_200_OK,
           summary="Let a deactivated user log in again (their old sessions stay ended)",
           responses=problems(404, AUTHENTICATED, BACKEND))
-    async def activate_user(self, user_id: uuid.UUID, principal: CurrentPrincipal, admin: Admin,
-                            request: Request[Any, Any, Any]) -> AdminUserView:
-        return _user(await admin.set_user_active(principal, user_id, True, client_info(request).ip))
+    async def activate_user(self, user_id: uuid.UUID, principal: CurrentPrincipal, admin: Admin) -> AdminUserView:
+        return _user(await admin.set_user_active(principal, user_id, True))
 
     @get("/status", summary="Queue depths, live workers, the dispatcher's last tick, the LLM circuit breakers",
          responses=problems(AUTHENTICATED, BACKEND))

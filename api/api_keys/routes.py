@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.accounts.routes import client_info
 from api.api_keys.schemas import ApiKeyView, CreateApiKeyRequest, CreatedApiKey
 from api.auth import requires
 from api.dependencies import ApiKeys, CurrentPrincipal
@@ -33,10 +32,9 @@ class ApiKeyController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, summary="Create an API key; the response shows it this once",
           responses=problems(BODY, AUTHENTICATED, BACKEND, 429))
-    async def create(self, data: CreateApiKeyRequest, principal: CurrentPrincipal, api_keys: ApiKeys,
-                     request: Request[Any, Any, Any]) -> CreatedApiKey:
+    async def create(self, data: CreateApiKeyRequest, principal: CurrentPrincipal, api_keys: ApiKeys) -> CreatedApiKey:
         key, plaintext = await api_keys.create(principal, data.name, [s.value for s in data.scopes],
-                                               data.rate_limit_per_minute, client_info(request).ip)
+                                               data.rate_limit_per_minute)
         return CreatedApiKey(key=plaintext, **_fields(key))
 
     @get("/", summary="The tenant's API keys (never their secrets)", responses=problems(AUTHENTICATED, BACKEND, 429))
@@ -45,6 +43,5 @@ class ApiKeyController(Controller):
 
     @delete("/{key_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke an API key; it stops working at once",
             responses=problems(AUTHENTICATED, BACKEND, 404, 429))
-    async def revoke(self, key_id: uuid.UUID, principal: CurrentPrincipal, api_keys: ApiKeys,
-                     request: Request[Any, Any, Any]) -> None:
-        await api_keys.revoke(principal, key_id, client_info(request).ip)
+    async def revoke(self, key_id: uuid.UUID, principal: CurrentPrincipal, api_keys: ApiKeys) -> None:
+        await api_keys.revoke(principal, key_id)

@@ -11,7 +11,6 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.accounts.routes import client_info
 from api.auth import requires
 from api.bots.schemas import BotListResponse, BotPatchRequest, BotRequest, BotView
 from api.dependencies import Bots, CurrentPrincipal
@@ -58,9 +57,8 @@ class BotController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, guards=WRITE, summary="Create a bot (stopped)",
           responses=problems(BODY, AUTHENTICATED, BACKEND))
-    async def create_bot(self, data: BotRequest, principal: CurrentPrincipal, bots: Bots,
-                         request: Request[Any, Any, Any]) -> BotView:
-        return _view(await bots.create(principal, _settings(data), client_info(request).ip))
+    async def create_bot(self, data: BotRequest, principal: CurrentPrincipal, bots: Bots) -> BotView:
+        return _view(await bots.create(principal, _settings(data)))
 
     @get("/", guards=READ, summary="The tenant's bots, newest first, one page at a time",
          responses=problems(400, AUTHENTICATED, BACKEND))
@@ -82,29 +80,26 @@ class BotController(Controller):
 
     @patch("/{bot_id:uuid}", guards=WRITE, summary="Change some of a bot's settings",
            responses=problems(BY_ID, BODY, AUTHENTICATED, BACKEND))
-    async def update_bot(self, bot_id: uuid.UUID, data: BotPatchRequest, principal: CurrentPrincipal, bots: Bots,
-                         request: Request[Any, Any, Any]) -> BotView:
+    async def update_bot(self, bot_id: uuid.UUID, data: BotPatchRequest, principal: CurrentPrincipal,
+                         bots: Bots) -> BotView:
         changes = BotChanges(**_wire_to_domain(msgspec.structs.asdict(data)))
-        return _view(await bots.update(principal, bot_id, changes, client_info(request).ip))
+        return _view(await bots.update(principal, bot_id, changes))
 
     @delete("/{bot_id:uuid}", status_code=HTTP_204_NO_CONTENT, guards=WRITE, summary="Delete a bot",
             responses=problems(BY_ID, AUTHENTICATED, BACKEND))
-    async def delete_bot(self, bot_id: uuid.UUID, principal: CurrentPrincipal, bots: Bots,
-                         request: Request[Any, Any, Any]) -> None:
-        await bots.delete(principal, bot_id, client_info(request).ip)
+    async def delete_bot(self, bot_id: uuid.UUID, principal: CurrentPrincipal, bots: Bots) -> None:
+        await bots.delete(principal, bot_id)
 
     @post("/{bot_id:uuid}/start", status_code=HTTP_200_OK, guards=WRITE,
           summary="Start trading on the bot's schedule (its configuration is checked again first)",
           responses=problems(BY_ID, 422, AUTHENTICATED, BACKEND))
-    async def start_bot(self, bot_id: uuid.UUID, principal: CurrentPrincipal, bots: Bots,
-                        request: Request[Any, Any, Any]) -> BotView:
-        return _view(await bots.start(principal, bot_id, client_info(request).ip))
+    async def start_bot(self, bot_id: uuid.UUID, principal: CurrentPrincipal, bots: Bots) -> BotView:
+        return _view(await bots.start(principal, bot_id))
 
     @post("/{bot_id:uuid}/stop", status_code=HTTP_200_OK, guards=WRITE, summary="Stop the bot",
           responses=problems(BY_ID, AUTHENTICATED, BACKEND))
-    async def stop_bot(self, bot_id: uuid.UUID, principal: CurrentPrincipal, bots: Bots,
-                       request: Request[Any, Any, Any]) -> BotView:
-        return _view(await bots.stop(principal, bot_id, client_info(request).ip))
+    async def stop_bot(self, bot_id: uuid.UUID, principal: CurrentPrincipal, bots: Bots) -> BotView:
+        return _view(await bots.stop(principal, bot_id))
 
 
 class BotConfigController(Controller):
@@ -114,12 +109,10 @@ class BotConfigController(Controller):
 
     @get("/", guards=READ, summary="The tenant's default bot, created as a paper bot the first time",
          responses=problems(AUTHENTICATED, BACKEND))
-    async def get_bot_config(self, principal: CurrentPrincipal, bots: Bots,
-                             request: Request[Any, Any, Any]) -> BotView:
-        return _view(await bots.get_default_config(principal, client_info(request).ip))
+    async def get_bot_config(self, principal: CurrentPrincipal, bots: Bots) -> BotView:
+        return _view(await bots.get_default_config(principal))
 
     @put("/", guards=WRITE, summary="Replace the default bot's configuration (omitted fields take defaults)",
          responses=problems(BODY, AUTHENTICATED, BACKEND))
-    async def put_bot_config(self, data: BotRequest, principal: CurrentPrincipal, bots: Bots,
-                             request: Request[Any, Any, Any]) -> BotView:
-        return _view(await bots.put_default_config(principal, _settings(data), client_info(request).ip))
+    async def put_bot_config(self, data: BotRequest, principal: CurrentPrincipal, bots: Bots) -> BotView:
+        return _view(await bots.put_default_config(principal, _settings(data)))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.accounts.routes import client_info
 from api.auth import requires
 from api.dependencies import CurrentPrincipal, ExchangeKeys
 from api.exchange_keys.schemas import ExchangeKeyView, LinkExchangeKeyRequest
@@ -35,11 +33,11 @@ class ExchangeKeyController(Controller):
     @post("/", status_code=HTTP_201_CREATED, guards=[requires(Scope.KEYS_WRITE)],
           responses=problems(BODY, AUTHENTICATED, BACKEND),
           summary="Link an exchange key: stored encrypted, checked with the exchange; withdrawal keys are refused")
-    async def link(self, data: LinkExchangeKeyRequest, principal: CurrentPrincipal, exchange_keys: ExchangeKeys,
-                   request: Request[Any, Any, Any]) -> ExchangeKeyView:
+    async def link(self, data: LinkExchangeKeyRequest, principal: CurrentPrincipal,
+                   exchange_keys: ExchangeKeys) -> ExchangeKeyView:
         new = NewExchangeKey(exchange=str(data.exchange), label=data.label, api_key=data.api_key, secret=data.secret,
                              passphrase=data.passphrase, testnet=data.testnet)
-        return view(await exchange_keys.link(principal, new, client_info(request).ip))
+        return view(await exchange_keys.link(principal, new))
 
     @get("/", guards=[requires(Scope.KEYS_READ)], responses=problems(AUTHENTICATED, BACKEND),
          summary="The tenant's linked exchange keys (masked)")
@@ -55,6 +53,5 @@ class ExchangeKeyController(Controller):
     @delete("/{key_id:uuid}", status_code=HTTP_204_NO_CONTENT, guards=[requires(Scope.KEYS_WRITE)],
             responses=problems(AUTHENTICATED, BACKEND, 404, 409),
             summary="Unlink a key and destroy its ciphertext (409 while a bot uses it)")
-    async def delete_key(self, key_id: uuid.UUID, principal: CurrentPrincipal, exchange_keys: ExchangeKeys,
-                         request: Request[Any, Any, Any]) -> None:
-        await exchange_keys.delete(principal, key_id, client_info(request).ip)
+    async def delete_key(self, key_id: uuid.UUID, principal: CurrentPrincipal, exchange_keys: ExchangeKeys) -> None:
+        await exchange_keys.delete(principal, key_id)

@@ -10,11 +10,10 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from api.accounts.routes import client_info
 from api.auth import requires
 from api.dependencies import CurrentPrincipal, Webhooks
 from api.openapi import AUTHENTICATED, BACKEND, BEARER, BODY, problems
@@ -65,11 +64,11 @@ class WebhookController(Controller):
     @post("/", status_code=HTTP_201_CREATED, guards=WRITE,
           summary="Add an endpoint; the response shows its signing secret this once",
           responses=problems(BODY, 409, AUTHENTICATED, BACKEND))
-    async def create_webhook(self, data: WebhookRequest, principal: CurrentPrincipal, webhooks: Webhooks,
-                             request: Request[Any, Any, Any]) -> CreatedWebhook:
+    async def create_webhook(self, data: WebhookRequest, principal: CurrentPrincipal,
+                             webhooks: Webhooks) -> CreatedWebhook:
         settings = EndpointSettings(url=data.url, description=data.description,
                                     event_types=tuple(EventType(t.value) for t in data.event_types))
-        endpoint, secret = await webhooks.create(principal, settings, client_info(request).ip)
+        endpoint, secret = await webhooks.create(principal, settings)
         return CreatedWebhook(secret=secret, **_fields(endpoint))
 
     @get("/", guards=READ, summary="The tenant's webhook endpoints (never their secrets)",
@@ -84,18 +83,17 @@ class WebhookController(Controller):
     @patch("/{webhook_id:uuid}", guards=WRITE, summary="Change an endpoint; `active: true` re-enables it",
            responses=problems(404, BODY, AUTHENTICATED, BACKEND))
     async def update_webhook(self, webhook_id: uuid.UUID, data: WebhookPatchRequest, principal: CurrentPrincipal,
-                             webhooks: Webhooks, request: Request[Any, Any, Any]) -> WebhookView:
+                             webhooks: Webhooks) -> WebhookView:
         event_types = (msgspec.UNSET if data.event_types is msgspec.UNSET
                        else tuple(EventType(t.value) for t in data.event_types))
         changes = EndpointChanges(url=data.url, description=data.description, event_types=event_types,
                                   active=data.active)
-        return WebhookView(**_fields(await webhooks.update(principal, webhook_id, changes, client_info(request).ip)))
+        return WebhookView(**_fields(await webhooks.update(principal, webhook_id, changes)))
 
     @delete("/{webhook_id:uuid}", status_code=HTTP_204_NO_CONTENT, guards=WRITE,
             summary="Remove an endpoint and its delivery history", responses=problems(404, AUTHENTICATED, BACKEND))
-    async def delete_webhook(self, webhook_id: uuid.UUID, principal: CurrentPrincipal, webhooks: Webhooks,
-                             request: Request[Any, Any, Any]) -> None:
-        await webhooks.delete(principal, webhook_id, client_info(request).ip)
+    async def delete_webhook(self, webhook_id: uuid.UUID, principal: CurrentPrincipal, webhooks: Webhooks) -> None:
+        await webhooks.delete(principal, webhook_id)
 
     @post("/{webhook_id:uuid}/rotate-secret", status_code=HTTP_200_OK, guards=WRITE,
           summary="A new signing secret, shown this once; the old one keeps signing too for the overlap",
@@ -106,10 +104,9 @@ class WebhookController(Controller):
           ),
           responses=problems(404, BODY, AUTHENTICATED, BACKEND))
     async def rotate_webhook_secret(self, webhook_id: uuid.UUID, principal: CurrentPrincipal, webhooks: Webhooks,
-                                    request: Request[Any, Any, Any],
                                     data: RotateSecretRequest | None = None) -> CreatedWebhook:
         overlap = datetime.timedelta(hours=(data or RotateSecretRequest()).overlap_hours)
-        endpoint, secret = await webhooks.rotate_secret(principal, webhook_id, client_info(request).ip,
+        endpoint, secret = await webhooks.rotate_secret(principal, webhook_id,
                                                         overlap=overlap)
         return CreatedWebhook(secret=secret, **_fields(endpoint))
 
