@@ -9,7 +9,9 @@ running server instead. Phases, in one run so they share the machine's condition
 2. reads: the authenticated reads alone;
 3. mixed (`--seconds`, 60 by default): the readers as fast as they go, beside paced logins, refreshes,
    PATCH /v1/bots/{id} and POST /v1/exchange-keys (a Bybit key: the API enqueues its check, a worker
-   asks a local fake of Bybit's v5 API, the API answers with the outcome).
+   asks a local fake of Bybit's v5 API, the API answers with the outcome);
+4. each write route alone (`--route-seconds` each, at its mixed-phase rate): the server's CPU (API and
+   PostgreSQL processes) per request by route, beside a read's from phase 2.
 
 The target for a 2-core machine: at least 1,000 authenticated reads/s with p99 under 50 ms in phase 3,
 with logins limited only by argon2 (their latency is the hash; reads do not slow down for them).
@@ -169,6 +171,12 @@ class CpuMeter:
     def start(self) -> None:
         self.t0, self.client0 = time.perf_counter(), time.process_time()
         self.stack0, (self.busy0, self.steal0) = _tree_ticks(self.stack_roots()), _machine_ticks()
+
+    def service_ms(self, requests: int) -> float:
+        """API and PostgreSQL CPU per request since `start`, in ms (what a route costs the server)."""
+        used = _tree_ticks(self.stack_roots())
+        used.subtract(self.stack0)
+        return (max(used["API"], 0) + max(used["PostgreSQL"], 0)) / self.tick / max(requests, 1) * 1000
 
     def report(self, requests: int) -> str:
         wall = time.perf_counter() - self.t0
@@ -388,6 +396,7 @@ async def run(base: str, args: argparse.Namespace, fake_bybit: object | None, cp
     reads_alone.finish()
     print_phase("2. authenticated reads alone", reads_alone, {"= all authenticated reads": READ_ROUTES})
     print(cpu.report(len(reads_alone.merged(READ_ROUTES).latencies)))
+    read_ms = cpu.service_ms(len(reads_alone.merged(READ_ROUTES).latencies))
 
     writers = Writers(host, tenants, refresh_tokens, fake_bybit)
     mixed = Recorder()
@@ -406,6 +415,22 @@ async def run(base: str, args: argparse.Namespace, fake_bybit: object | None, cp
                 {"= all authenticated reads": READ_ROUTES, "= everything": tuple(mixed.routes)})
     print(cpu.report(sum(len(r.latencies) for r in mixed.routes.values())))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+    print(f"\n4. server CPU (API + PostgreSQL) per request, each write route alone for {args.route_seconds:g} s")
+    print(f"  {'route':<28} {'requests':>8} {'ms a request':>13} {'× a read':>9}")
+    print(f"  {'authenticated reads':<28} {len(reads_alone.merged(READ_ROUTES).latencies):>8} {read_ms:>13.2f} "
+          f"{1:>9.1f}")
+    alone = (("POST /v1/auth/login", writers.login, args.login_rate, args.login_connections),
+             ("POST /v1/auth/refresh", writers.refresh, args.refresh_rate, args.refresh_connections),
+             ("PATCH /v1/bots/{id}", writers.patch_bot, args.patch_rate, 2),
+             ("POST /v1/exchange-keys", writers.link_key, args.link_rate, 2))
+    for name, step, rate, lanes in alone:
+        rec = Recorder()
+        cpu.start()
+        await paced(base, step, rate, lanes, time.perf_counter() + args.route_seconds, rec)
+        count = len(rec.routes[name].latencies) if name in rec.routes else 0
+        ms = cpu.service_ms(count)
+        print(f"  {name:<28} {count:>8} {ms:>13.2f} {ms / read_ms if read_ms else 0:>9.1f}")
 
     reads = mixed.merged(READ_ROUTES)
     ordered = sorted(reads.latencies)
@@ -427,6 +452,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60, help="length of the mixed phase")
     parser.add_argument("--baseline-seconds", type=float, default=10, help="length of phases 1 and 2")
+    parser.add_argument("--route-seconds", type=float, default=10, help="length of each route of phase 4")
     parser.add_argument("--url", help="a running server to load instead of starting the embedded stack")
     parser.add_argument("--api-workers", type=int, default=2, help="API processes of the embedded stack")
     parser.add_argument("--users", type=int, default=16)
