@@ -149,3 +149,25 @@ async def test_iso_8601_times_are_accepted_with_or_without_a_zone(client: AsyncT
     for moment in ("2026-12-03T15:00:00Z", "2026-12-03T15:00:00+01:00", "2026-12-03T15:00:00"):
         response = await client.get("/v1/decisions", params={"since": moment}, headers=account.headers)
         assert response.status_code == 200, (moment, response.text)
+
+
+async def test_a_422_names_every_bad_field_not_only_the_first(client: AsyncTestClient, account: Account) -> None:
+    response = await client.post("/v1/bots", headers=account.headers, json={
+        "name": "three wrongs", "leverage": "5", "riskPerTradePct": 999, "timeframes": ["9m"], "colour": "red",
+    })
+    body = assert_problem(response, 422)
+    named = {e["field"]: e["message"] for e in body["errors"]}
+    assert set(named) == {"leverage", "riskPerTradePct", "timeframes[0]", "colour"}, named
+    assert named["leverage"] == "Expected `float`, got `str`"
+    assert named["colour"] == "Object contains unknown field `colour`"
+    missing = await client.post("/v1/auth/register", json={"email": "x"})
+    assert {e["field"] for e in assert_problem(missing, 422)["errors"]} == {"email", "password"}
+
+
+def test_the_collecting_pass_agrees_with_the_decoder_on_valid_bodies() -> None:
+    from api.bots.schemas import BotRequest
+    from api.request_body import _every_problem
+
+    valid = b'{"name": "fine", "leverage": 2, "timeframes": ["1h"]}'
+    assert decode_body(valid, BotRequest).leverage == 2
+    assert _every_problem(valid, BotRequest) == []
