@@ -18,10 +18,10 @@ import msgspec
 # The columns of a `BotRecord`, in its field order.
 GET = ("SELECT id, name, exchange_key_id, symbols, timeframes, leverage, risk_per_trade_pct, max_open_positions, "
        "daily_loss_limit_pct, cycle_interval_seconds, agent_weights, brain, brain_model, mode, is_active, is_default, "
-       "paused_reason, created_at, updated_at FROM bots WHERE id = $1 AND tenant_id = $2")
+       "paused_reason, silent_since, created_at, updated_at FROM bots WHERE id = $1 AND tenant_id = $2")
 LIST = ("SELECT id, name, exchange_key_id, symbols, timeframes, leverage, risk_per_trade_pct, max_open_positions, "
         "daily_loss_limit_pct, cycle_interval_seconds, agent_weights, brain, brain_model, mode, is_active, "
-        "is_default, paused_reason, created_at, updated_at FROM bots "
+        "is_default, paused_reason, silent_since, created_at, updated_at FROM bots "
         "WHERE tenant_id = $1 AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $2")
 
 
@@ -45,6 +45,7 @@ class BotRecord(msgspec.Struct, frozen=True, array_like=True):
     is_active: bool
     is_default: bool
     paused_reason: str | None
+    silent_since: datetime.datetime | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
 

@@ -7,6 +7,7 @@ whenever a bot is started. Every change is audited in the transaction that makes
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -133,6 +134,8 @@ class BotService:
             await _check(session, principal, bot)
             was_active = bot.is_active
             bot.is_active, bot.paused_reason = True, None
+            if not was_active:  # the silence watch counts from here (workers/watch.py)
+                bot.started_at, bot.silent_since = datetime.datetime.now(datetime.UTC), None
             _audit(session, principal, AuditAction.BOT_STARTED, bot,
                    {"mode": bot.mode, "wasActive": was_active})
             await session.flush()
@@ -142,7 +145,7 @@ class BotService:
         async with TenantScope.of(principal).session(self.db) as session:
             bot = await _find(session, principal, bot_id, lock=True)
             was_active = bot.is_active
-            bot.is_active = False
+            bot.is_active, bot.silent_since = False, None  # a stopped bot is not silent
             _audit(session, principal, AuditAction.BOT_STOPPED, bot, {"wasActive": was_active})
             await session.flush()
         return bot

@@ -30,6 +30,8 @@ PUSH_DEFAULTS: dict[EventType, bool] = {
     EventType.STOP_LOSS_HIT: True,
     EventType.TAKE_PROFIT_HIT: True,
     EventType.BOT_PAUSED: True,
+    EventType.BOT_SILENT: True,
+    EventType.BOT_RECOVERED: True,
     EventType.TRADE_SKIPPED: True,
     EventType.BUDGET_EXHAUSTED: True,
     EventType.DAILY_SUMMARY: True,

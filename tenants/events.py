@@ -29,6 +29,8 @@ class EventType(enum.StrEnum):
     TAKE_PROFIT_HIT = "trade.take_profit"
     BOT_STATUS = "bot.status"  # started, stopped
     BOT_PAUSED = "bot.paused"  # paused by the service, with the reason
+    BOT_SILENT = "bot.silent"  # active, yet no cycle completed for three of its intervals (once per outage)
+    BOT_RECOVERED = "bot.recovered"  # a silent bot completed a cycle again
     TRADE_SKIPPED = "trade.skipped"  # e.g. insufficient funds
     BUDGET_EXHAUSTED = "budget.exhausted"  # the tenant's daily LLM token budget; the rules brain decides
     DAILY_SUMMARY = "summary.daily"

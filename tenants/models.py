@@ -165,6 +165,9 @@ class Bot(TenantOwned, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    started_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # No completed cycle for three of its intervals since then (workers/watch.py); the next one clears it.
+    silent_since: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
 class ApiKey(TenantOwned, Base):

@@ -61,6 +61,16 @@ def dispatch() -> dict[str, object]:
     return msgspec.to_builtins(report)
 
 
+@app.task(name="quorum.watch_bots", ignore_result=True, acks_late=False)
+def watch_bots() -> dict[str, int]:
+    """Beat's watch: bots that went silent (no cycle completed for three intervals) and those back; each once."""
+    from workers.notify.tasks import send_task
+    from workers.watch import watch_bots as watch
+
+    rt = runtime()
+    return msgspec.to_builtins(rt.run(watch(rt.database, rt.redis, send_task), timeout=60))
+
+
 @app.task(name=RUN_CYCLES_TASK, ignore_result=True)
 def run_cycles(cycles: list[list[object]]) -> list[dict[str, object]]:
     """Cycles of several bots, each `[tenant_id, bot_id, slot]`, side by side on the process's event loop.

@@ -46,7 +46,8 @@ def _view(bot: Bot | BotRecord) -> BotView:
         max_open_positions=bot.max_open_positions, daily_loss_limit_pct=float(bot.daily_loss_limit_pct),
         cycle_interval_seconds=bot.cycle_interval_seconds, agent_weights=dict(bot.agent_weights), brain=bot.brain,
         brain_model=bot.brain_model, mode=bot.mode, active=bot.is_active, is_default=bot.is_default,
-        paused_reason=bot.paused_reason, created_at=bot.created_at, updated_at=bot.updated_at,
+        paused_reason=bot.paused_reason, silent_since=bot.silent_since, created_at=bot.created_at,
+        updated_at=bot.updated_at,
     )
 
 

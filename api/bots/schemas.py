@@ -129,6 +129,10 @@ class BotView(Response, kw_only=True):
     is_default: bool
     paused_reason: Annotated[str | None, msgspec.Meta(
         description="Why the system paused the bot (e.g. the exchange refused its key); cleared on start")]
+    silent_since: Annotated[datetime.datetime | None, msgspec.Meta(
+        description="Active, yet no cycle has completed for three of its intervals since this time (workers "
+                    "down, queue stuck): its positions are not managed meanwhile. Cleared by the next completed "
+                    "cycle")]
     created_at: datetime.datetime
     updated_at: datetime.datetime
 

@@ -46,6 +46,7 @@ export function makeBot(overrides: Partial<BotView> = {}): BotView {
     agentWeights: { technical: 0.4, sentiment: 0.25, fibonacci: 0.2, gann: 0.15, positions: 0 },
     exchangeKeyId: null,
     pausedReason: null,
+    silentSince: null,
     createdAt: '2026-01-01T00:00:00Z',
     updatedAt: '2026-01-01T00:00:00Z',
     ...overrides,

@@ -65,6 +65,18 @@ test('a bot.paused event from the stream updates its status', async () => {
   expect(screen.getByTestId('bot-status').props.children).toBe('⏸ Paused');
 });
 
+test('a bot.silent event warns that the running bot has stopped completing cycles, and bot.recovered clears it', async () => {
+  const { server } = await renderApp({ server: serverWithActivity() });
+  Object.assign(server.bots[0]!, { active: true, silentSince: '2026-12-03T15:00:00Z' });
+  emit(makeEvent('bot.silent'));
+  expect(await screen.findByTestId('bot-silent')).toBeTruthy();
+  expect(screen.getByTestId('bot-status').props.children).toBe('⚠ Not running');
+  Object.assign(server.bots[0]!, { silentSince: null });
+  emit(makeEvent('bot.recovered'));
+  await waitFor(() => expect(screen.queryByTestId('bot-silent')).toBeNull());
+  expect(screen.getByTestId('bot-status').props.children).toBe('● Running');
+});
+
 test('Start asks the server to start the bot and shows it running', async () => {
   const { server } = await renderApp();
   fireEvent.press(screen.getByTestId('bot-start'));

@@ -82,6 +82,12 @@ def push_message(event: EventMessage, bot_name: str | None = None) -> PushMessag
         case EventType.BOT_PAUSED:
             title = "Bot paused"
             body = _text(p.get("reason")) or "The service paused the bot."
+        case EventType.BOT_SILENT:
+            title = "Bot not running"
+            body = _text(p.get("reason"))
+        case EventType.BOT_RECOVERED:
+            title = "Bot running again"
+            body = "Its trading cycles complete again."
         case EventType.BOT_STATUS:
             title = f"Bot {_text(p.get('status')) or 'changed'}"
             body = _text(p.get("detail"))

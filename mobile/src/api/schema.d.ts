@@ -840,6 +840,8 @@ export interface components {
             /** @description Why the system paused the bot (e.g. the exchange refused its key); cleared on start */
             pausedReason: string | null;
             riskPerTradePct: number;
+            /** @description Active, yet no cycle has completed for three of its intervals since this time (workers down, queue stuck): its positions are not managed meanwhile. Cleared by the next completed cycle */
+            silentSince: string | null;
             symbols: string[];
             timeframes: components["schemas"]["Timeframe"][];
             /** Format: date-time */
@@ -992,7 +994,7 @@ export interface components {
          * EventType
          * @enum {string}
          */
-        EventType: "decision" | "order" | "trade.opened" | "trade.closed" | "trade.stop_loss" | "trade.take_profit" | "bot.status" | "bot.paused" | "trade.skipped" | "budget.exhausted" | "summary.daily" | "test" | "webhook.disabled";
+        EventType: "decision" | "order" | "trade.opened" | "trade.closed" | "trade.stop_loss" | "trade.take_profit" | "bot.status" | "bot.paused" | "bot.silent" | "bot.recovered" | "trade.skipped" | "budget.exhausted" | "summary.daily" | "test" | "webhook.disabled";
         /**
          * ExchangeId
          * @enum {string}
@@ -1243,7 +1245,7 @@ export interface components {
          * SubscribableEventType
          * @enum {string}
          */
-        SubscribableEventType: "bot.paused" | "bot.status" | "budget.exhausted" | "decision" | "order" | "summary.daily" | "trade.closed" | "trade.opened" | "trade.skipped" | "trade.stop_loss" | "trade.take_profit" | "webhook.disabled";
+        SubscribableEventType: "bot.paused" | "bot.recovered" | "bot.silent" | "bot.status" | "budget.exhausted" | "decision" | "order" | "summary.daily" | "trade.closed" | "trade.opened" | "trade.skipped" | "trade.stop_loss" | "trade.take_profit" | "webhook.disabled";
         /** SystemStatusView */
         SystemStatusView: {
             /** @description Seconds since the dispatcher ran */

@@ -43,7 +43,8 @@ export function HomeScreen({ navigation }: Props) {
 
   const status = useStreamEvents((event) => {
     const botId = event.message.botId;
-    if ((event.type === 'bot.status' || event.type === 'bot.paused') && botId) {
+    const botChanged = ['bot.status', 'bot.paused', 'bot.silent', 'bot.recovered'].includes(event.type);
+    if (botChanged && botId) {
       call(api.GET('/v1/bots/{bot_id}', { params: { path: { bot_id: botId } } })).then(
         (bot) => setBots((current) => current?.map((b) => (b.id === bot.id ? bot : b)) ?? current),
         () => undefined, // the list is re-read when the screen is next shown
@@ -121,13 +122,20 @@ function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: Bo
     <Section title={bot.name} testID={`bot-${bot.name}`}>
       <Row>
         <Text testID="bot-status" style={{ color: bot.active ? colors.success : colors.muted, fontWeight: '600' }}>
-          {bot.active ? '● Running' : bot.pausedReason ? '⏸ Paused' : '○ Stopped'}
+          {bot.active ? (bot.silentSince ? '⚠ Not running' : '● Running') : bot.pausedReason ? '⏸ Paused' : '○ Stopped'}
         </Text>
         <Muted>
           {bot.mode === 'paper' ? 'Paper' : 'Live'} · {bot.symbols.join(', ')} · {bot.brain}
         </Muted>
       </Row>
       {bot.pausedReason ? <Banner kind="warning" message={bot.pausedReason} /> : null}
+      {bot.active && bot.silentSince ? (
+        <Banner
+          kind="warning"
+          testID="bot-silent"
+          message={`No trading cycle has completed since ${new Date(bot.silentSince).toLocaleTimeString()}: the bot is not managing its positions until it runs again.`}
+        />
+      ) : null}
       <Banner message={actionError} />
       <View style={{ flexDirection: 'row', gap: 16 }}>
         <Text>

@@ -22,6 +22,8 @@ const EVENT_LABELS: Record<string, string> = {
   'trade.skipped': 'A trade was skipped (e.g. insufficient funds)',
   'bot.paused': 'A bot was paused (e.g. the exchange refused its key)',
   'bot.status': 'A bot started or stopped',
+  'bot.silent': 'A running bot stopped completing its cycles',
+  'bot.recovered': 'A bot that had stopped runs again',
   'budget.exhausted': "The day's AI budget ran out",
   'summary.daily': 'Daily summary',
   'webhook.disabled': 'A webhook was switched off',

@@ -34,6 +34,8 @@ export const STREAM_EVENT_TYPES = [
   'trade.skipped',
   'bot.status',
   'bot.paused',
+  'bot.silent',
+  'bot.recovered',
 ] as const satisfies readonly EventType[];
 
 export type StreamEventType = (typeof STREAM_EVENT_TYPES)[number];
