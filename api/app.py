@@ -26,6 +26,7 @@ from api.exchange_keys.routes import ExchangeKeyController
 from api.health import health, metrics, ready
 from api.middleware import MethodIndex, RequestContextMiddleware, TrustedProxies
 from api.openapi import BEARER_SCHEME, forbid_unknown_properties
+from api.openapi_examples import document
 from api.query_params import QueryIndex, check_query
 from api.rate_limits import RateLimiter
 from api.request_body import StrictJsonRequest
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         body_read_timeout=settings.body_read_timeout_seconds,
     )
     forbid_unknown_properties(app.openapi_schema)  # built once here; /schema serves this same object
+    document(app.openapi_schema)
     app.state.query_index = QueryIndex.from_schema(app.openapi_schema)
     return app
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get
+from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
 from api.activity.schemas import (
@@ -40,9 +41,12 @@ PAGE_SIZE_MAX = 100
 PAGE = problems(400, 404, AUTHENTICATED, BACKEND)
 
 Limit = Annotated[int, Parameter(ge=1, le=PAGE_SIZE_MAX, description="Page size")]
-Symbol = Annotated[str | None, Parameter(pattern=bot_limits.SYMBOL_PATTERN, description="Only this symbol")]
-Since = Annotated[datetime.datetime | None, Parameter(description="From this time on (inclusive, ISO 8601)")]
-Until = Annotated[datetime.datetime | None, Parameter(description="Before this time (exclusive, ISO 8601)")]
+Symbol = Annotated[str | None, Parameter(pattern=bot_limits.SYMBOL_PATTERN, description="Only this symbol",
+                                         examples=[Example(value="BTC/USDT")])]
+Since = Annotated[datetime.datetime | None, Parameter(description="From this time on (inclusive, ISO 8601)",
+                                                      examples=[Example(value="2026-12-01T00:00:00Z")])]
+Until = Annotated[datetime.datetime | None, Parameter(description="Before this time (exclusive, ISO 8601)",
+                                                      examples=[Example(value="2026-12-02T00:00:00Z")])]
 
 
 def _filter(symbol: str | None, since: datetime.datetime | None, until: datetime.datetime | None) -> ActivityFilter:

@@ -745,7 +745,13 @@ export interface components {
          * @enum {string}
          */
         BotMode: "paper" | "live";
-        /** BotPatchRequest */
+        /**
+         * BotPatchRequest
+         * @example {
+         *       "maxOpenPositions": 2,
+         *       "riskPerTradePct": 0.5
+         *     }
+         */
         BotPatchRequest: {
             /** @description Agent -> weight in [0, 1]; agents: technical, fibonacci, gann, sentiment, positions; at least one above 0 */
             agentWeights?: {
@@ -773,7 +779,26 @@ export interface components {
             /** @description Unique candle timeframes */
             timeframes?: components["schemas"]["Timeframe"][];
         };
-        /** BotRequest */
+        /**
+         * BotRequest
+         * @example {
+         *       "brain": "rules",
+         *       "cycleIntervalSeconds": 900,
+         *       "dailyLossLimitPct": 3,
+         *       "leverage": 1,
+         *       "maxOpenPositions": 1,
+         *       "mode": "paper",
+         *       "name": "BTC swing",
+         *       "riskPerTradePct": 1,
+         *       "symbols": [
+         *         "BTC/USDT"
+         *       ],
+         *       "timeframes": [
+         *         "15m",
+         *         "1h"
+         *       ]
+         *     }
+         */
         BotRequest: {
             /** @description Agent -> weight in [0, 1]; agents: technical, fibonacci, gann, sentiment, positions; at least one above 0 */
             agentWeights?: {
@@ -862,13 +887,29 @@ export interface components {
             /** @description closed, open or half_open */
             state: string;
         };
-        /** ChangePasswordRequest */
+        /**
+         * ChangePasswordRequest
+         * @example {
+         *       "currentPassword": "plum orbit cactus velvet",
+         *       "newPassword": "tidal marble orchard lantern"
+         *     }
+         */
         ChangePasswordRequest: {
             currentPassword: string;
             /** @description 10 to 256 characters, and not easy to guess (judged by zxcvbn: a 422 names the field, says why and suggests what to do) */
             newPassword: string;
         };
-        /** CreateApiKeyRequest */
+        /**
+         * CreateApiKeyRequest
+         * @example {
+         *       "name": "portfolio dashboard",
+         *       "rateLimitPerMinute": 120,
+         *       "scopes": [
+         *         "bots:read",
+         *         "activity:read"
+         *       ]
+         *     }
+         */
         CreateApiKeyRequest: {
             name: string;
             /** @description requests a minute */
@@ -959,7 +1000,14 @@ export interface components {
          * @enum {string}
          */
         DevicePlatform: "ios" | "android" | "web";
-        /** DeviceRequest */
+        /**
+         * DeviceRequest
+         * @example {
+         *       "appVersion": "1.4.0",
+         *       "platform": "ios",
+         *       "token": "fcm-token-from-the-device"
+         *     }
+         */
         DeviceRequest: {
             /**
              * @description The app's version, e.g. 1.4.2
@@ -1048,7 +1096,16 @@ export interface components {
             name: string;
             price: number;
         };
-        /** LinkExchangeKeyRequest */
+        /**
+         * LinkExchangeKeyRequest
+         * @example {
+         *       "apiKey": "XBYB1tKeyExample01",
+         *       "exchange": "bybit",
+         *       "label": "main account",
+         *       "secret": "s3cr3tExampleSecretValue0123456789ab",
+         *       "testnet": true
+         *     }
+         */
         LinkExchangeKeyRequest: {
             apiKey?: string | null;
             exchange: components["schemas"]["ExchangeId"];
@@ -1058,7 +1115,13 @@ export interface components {
             /** @default false */
             testnet?: boolean;
         };
-        /** LoginRequest */
+        /**
+         * LoginRequest
+         * @example {
+         *       "email": "ada@example.com",
+         *       "password": "plum orbit cactus velvet"
+         *     }
+         */
         LoginRequest: {
             email: string;
             password: string;
@@ -1074,7 +1137,15 @@ export interface components {
             role: string;
             tenant: components["schemas"]["TenantView"];
         };
-        /** NotificationPreferencesRequest */
+        /**
+         * NotificationPreferencesRequest
+         * @example {
+         *       "push": {
+         *         "bot.status": false,
+         *         "trade.opened": true
+         *       }
+         *     }
+         */
         NotificationPreferencesRequest: {
             /** @description Event type -> pushed or not; types left out take their defaults */
             push: {
@@ -1221,11 +1292,23 @@ export interface components {
             /** @description Tasks in the queue, not yet taken by a worker */
             waiting: number;
         };
-        /** RefreshRequest */
+        /**
+         * RefreshRequest
+         * @example {
+         *       "refreshToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzIn0.c2lnbmF0dXJl"
+         *     }
+         */
         RefreshRequest: {
             refreshToken: string;
         };
-        /** RegisterRequest */
+        /**
+         * RegisterRequest
+         * @example {
+         *       "email": "ada@example.com",
+         *       "password": "plum orbit cactus velvet",
+         *       "tenantName": "Ada's desk"
+         *     }
+         */
         RegisterRequest: {
             /** @description Email address; case and surrounding spaces are ignored */
             email: string;
@@ -1233,7 +1316,12 @@ export interface components {
             password: string;
             tenantName?: string | null;
         };
-        /** RotateSecretRequest */
+        /**
+         * RotateSecretRequest
+         * @example {
+         *       "overlapHours": 24
+         *     }
+         */
         RotateSecretRequest: {
             /**
              * @description How long the replaced secret keeps signing too (deliveries carry both signatures); 0 stops it at once
@@ -1329,7 +1417,16 @@ export interface components {
             /** Format: uuid */
             webhookId: string;
         };
-        /** WebhookPatchRequest */
+        /**
+         * WebhookPatchRequest
+         * @example {
+         *       "active": true,
+         *       "eventTypes": [
+         *         "trade.closed",
+         *         "bot.paused"
+         *       ]
+         *     }
+         */
         WebhookPatchRequest: {
             active?: boolean;
             /** @description For you: what this endpoint is */
@@ -1339,7 +1436,17 @@ export interface components {
             /** @description Where events are POSTed: https:// and a public address (private ones only where allowed) */
             url?: string;
         };
-        /** WebhookRequest */
+        /**
+         * WebhookRequest
+         * @example {
+         *       "description": "trades to our ledger",
+         *       "eventTypes": [
+         *         "trade.opened",
+         *         "trade.closed"
+         *       ],
+         *       "url": "https://hooks.example.com/quorum"
+         *     }
+         */
         WebhookRequest: {
             /**
              * @description For you: what this endpoint is
