@@ -222,6 +222,23 @@ async function main() {
     log('the Activity screen shows it with its reasons');
 
     if (consoleErrors.length) throw new Error(`the page threw: ${consoleErrors.join('\n')}`);
+
+    // The API's own docs, as an integrator opens them: rendered offline (nothing fetched from elsewhere),
+    // every operation listed, and a request body's example shown rather than one made up from its pattern.
+    const elsewhere = [];
+    page.on('request', (request) => {
+      if (!request.url().startsWith(service.origin) && !request.url().startsWith('data:')) elsewhere.push(request.url());
+    });
+    await page.setViewportSize({ width: 1200, height: 900 });
+    await page.goto(`${service.origin}/schema/swagger`);
+    await page.locator('.opblock').first().waitFor({ state: 'visible' });
+    const operations = await page.locator('.opblock').count();
+    if (operations < 20) throw new Error(`the docs list ${operations} operations`);
+    await page.locator('.opblock-summary-path', { hasText: '/v1/auth/register' }).first().click();
+    await page.getByText('ada@example.com').first().waitFor();
+    await page.screenshot({ path: join(shots, `${String(++step).padStart(2, '0')}-api-docs.png`) });
+    if (elsewhere.length) throw new Error(`the docs fetched from elsewhere: ${elsewhere.join(', ')}`);
+    log(`the API docs render offline with ${operations} operations and real examples`);
     log(`passed in ${((Date.now() - started) / 1000).toFixed(1)}s; screenshots in ${shots}`);
   } catch (error) {
     if (page) await shot('failure').catch(() => undefined);
