@@ -78,3 +78,13 @@ test('a stored refresh token skips the login screen, and logout returns to it', 
   expect(store.token).toBeNull();
   await waitFor(() => expect(server.callsTo('POST', '/v1/auth/logout')).toHaveLength(1));
 });
+
+test('the password can be shown while typing it, and hidden again', async () => {
+  await renderApp({ signedIn: false });
+  const field = () => screen.getByTestId('field-password');
+  expect(field().props.secureTextEntry).toBe(true);
+  fireEvent.press(screen.getByLabelText('Show password'));
+  expect(field().props.secureTextEntry).toBe(false);
+  fireEvent.press(screen.getByLabelText('Hide password'));
+  expect(field().props.secureTextEntry).toBe(true);
+});

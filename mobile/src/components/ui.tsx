@@ -1,5 +1,5 @@
 /** The few building blocks every screen uses: a scrolling page, labelled fields with their errors, buttons, banners, chips. */
-import type { ReactNode } from 'react';
+import { useState, type ReactNode } from 'react';
 import { ActivityIndicator, Pressable, ScrollView, StyleSheet, Text, TextInput, View, type TextInputProps } from 'react-native';
 
 export const colors = {
@@ -66,6 +66,26 @@ export function Field({ label, error, hint, name, style, ...input }: FieldProps)
       />
       {hint && !error ? <Text style={styles.hint}>{hint}</Text> : null}
       <FieldError name={name} error={error} />
+    </View>
+  );
+}
+
+/** A secret field (password, API secret) whose text can be shown while typing it, and hidden again. */
+export function SecretField(props: Omit<FieldProps, 'secureTextEntry'>) {
+  const [shown, setShown] = useState(false);
+  return (
+    <View>
+      <Field {...props} secureTextEntry={!shown} />
+      <Pressable
+        accessibilityRole="button"
+        accessibilityLabel={`${shown ? 'Hide' : 'Show'} ${props.label.toLowerCase()}`}
+        onPress={() => setShown((now) => !now)}
+        testID={`toggle-${props.name}`}
+        style={styles.reveal}
+        hitSlop={8}
+      >
+        <Text style={styles.revealText}>{shown ? 'Hide' : 'Show'}</Text>
+      </Pressable>
     </View>
   );
 }
@@ -153,6 +173,8 @@ const styles = StyleSheet.create({
   input: { borderWidth: 1, borderColor: colors.border, borderRadius: 8, paddingHorizontal: 10, paddingVertical: 8, fontSize: 16, backgroundColor: '#fff', color: colors.text },
   inputError: { borderColor: colors.danger },
   hint: { color: colors.muted, fontSize: 12 },
+  reveal: { position: 'absolute', right: 10, top: 30 },
+  revealText: { color: colors.primary, fontWeight: '600' },
   fieldError: { color: colors.danger, fontSize: 13 },
   button: { flexDirection: 'row', gap: 8, justifyContent: 'center', alignItems: 'center', borderRadius: 8, paddingVertical: 11, paddingHorizontal: 16 },
   primary: { backgroundColor: colors.primary },

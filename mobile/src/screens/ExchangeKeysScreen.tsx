@@ -7,7 +7,7 @@ import { call } from '../api/client';
 import { describeError } from '../api/problem';
 import type { components } from '../api/schema';
 import { PAPER_EXCHANGE } from '../bots/limits';
-import { Banner, Button, Chip, Field, Loading, Muted, Page, Row, Section, Title, colors } from '../components/ui';
+import { Banner, Button, Chip, Field, Loading, Muted, Page, Row, SecretField, Section, Title, colors } from '../components/ui';
 import { useFormErrors } from '../components/useFormErrors';
 
 type ExchangeKeyView = components['schemas']['ExchangeKeyView'];
@@ -162,8 +162,8 @@ function LinkKeyForm({ onLinked }: { onLinked: () => void }) {
       ) : (
         <>
           <Field name="apiKey" label="API key" value={apiKey} onChangeText={setApiKey} autoCapitalize="none" autoCorrect={false} error={fieldErrors.apiKey} />
-          <Field name="secret" label="Secret" value={secret} onChangeText={setSecret} secureTextEntry autoCapitalize="none" error={fieldErrors.secret} />
-          <Field name="passphrase" label="Passphrase (if the exchange uses one)" value={passphrase} onChangeText={setPassphrase} secureTextEntry autoCapitalize="none" error={fieldErrors.passphrase} />
+          <SecretField name="secret" label="Secret" value={secret} onChangeText={setSecret} autoCapitalize="none" error={fieldErrors.secret} />
+          <SecretField name="passphrase" label="Passphrase (if the exchange uses one)" value={passphrase} onChangeText={setPassphrase} autoCapitalize="none" error={fieldErrors.passphrase} />
           <Row>
             <Switch value={testnet} onValueChange={setTestnet} accessibilityLabel="Testnet" testID="field-testnet" />
             <Text>Testnet key</Text>

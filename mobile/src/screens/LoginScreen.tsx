@@ -3,7 +3,7 @@ import { useState } from 'react';
 
 import { useBackend } from '../api/BackendContext';
 import { call } from '../api/client';
-import { Banner, Button, Field, Muted, Page, Title } from '../components/ui';
+import { Banner, Button, Field, Muted, Page, SecretField, Title } from '../components/ui';
 import { useFormErrors } from '../components/useFormErrors';
 import type { AuthStackParams } from '../navigation/types';
 
@@ -46,12 +46,11 @@ export function LoginScreen({ navigation }: Props) {
         keyboardType="email-address"
         error={fieldErrors.email}
       />
-      <Field
+      <SecretField
         name="password"
         label="Password"
         value={password}
         onChangeText={setPassword}
-        secureTextEntry
         autoComplete="password"
         onSubmitEditing={submit}
         error={fieldErrors.password}

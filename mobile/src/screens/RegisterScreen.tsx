@@ -3,7 +3,7 @@ import { useState } from 'react';
 
 import { useBackend } from '../api/BackendContext';
 import { call } from '../api/client';
-import { Banner, Button, Field, Page, Title } from '../components/ui';
+import { Banner, Button, Field, Page, SecretField, Title } from '../components/ui';
 import { useFormErrors } from '../components/useFormErrors';
 import type { AuthStackParams } from '../navigation/types';
 
@@ -57,12 +57,11 @@ export function RegisterScreen({ navigation }: Props) {
       <Title>Create your account</Title>
       <Banner message={banner} />
       <Field name="email" label="Email" value={email} onChangeText={setEmail} autoCapitalize="none" keyboardType="email-address" autoComplete="email" error={fieldErrors.email} />
-      <Field
+      <SecretField
         name="password"
         label="Password"
         value={password}
         onChangeText={setPassword}
-        secureTextEntry
         autoComplete="new-password"
         hint={`${REGISTER_LIMITS.password.minLength} to ${REGISTER_LIMITS.password.maxLength} characters`}
         error={fieldErrors.password}
