@@ -26,7 +26,7 @@ from quorum.settings import Settings
 from tenants.models import Cycle, DecisionLog, Event, Fill, Order, PaperAccount, Position
 from tenants.scope import TenantScope
 from tenants.vault import LocalMasterKeys, Vault
-from tests.conftest import Account, register
+from tests.conftest import REPO_ROOT, Account, register
 from workers.brain.breaker import RedisCircuitBreaker
 from workers.brain.budget import RedisTokenBudget
 from workers.brain.decision import Action, Decision
@@ -296,3 +296,17 @@ async def test_a_gpt_decision_is_stored_with_its_tokens_cost_and_prompt_hash(
     assert (decision.prompt_tokens, decision.completion_tokens, decision.cached_tokens) == (1500, 60, 1024)
     assert decision.model == "gpt-4o-mini" and decision.cost_usd > 0 and len(decision.prompt_hash) == 64
     assert decision.record["model_answer"] and decision.record["tokens"]["prompt_tokens"] == 1500
+
+
+async def test_a_bot_on_a_market_with_no_data_pauses_saying_why_in_words_not_paths(
+    client: AsyncTestClient, settings: Settings, database: Database, redis: Redis, clock: Clock
+) -> None:
+    account = await register(client)
+    tenant, bot_id = await new_bot(client, account, symbols=["DOGE/BTC"])
+    env = make_env(settings, database, redis, clock, rules(redis))
+    report = await env.run(tenant, bot_id, slot_of(time.time(), 60))
+    assert report.status == "failed"
+    bot = (await client.get(f"/v1/bots/{bot_id}", headers=account.headers)).json()
+    reason = bot["pausedReason"]
+    assert bot["active"] is False and "DOGE/BTC" in reason and "ETH/BTC" in reason, reason
+    assert "/" + "data" not in reason and str(REPO_ROOT) not in reason and "ccxt" not in reason, reason

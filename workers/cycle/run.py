@@ -91,7 +91,7 @@ class Run(RunState):
         try:
             market = await self._market(venue, list(bot.symbols), timeframes)
         except UnknownMarket as exc:
-            return await self.pause(f"market data: {exc}")
+            return await self.pause(str(exc))
         except MarketDataError as exc:
             return await self.finish(CycleStatus.FAILED, f"market data unavailable: {exc}")
         prices = {symbol: series[timeframes[0]] for symbol, series in market.items()}

@@ -90,7 +90,7 @@ class CcxtOhlcvSource:
         if previous is not None and previous[1] is loop:
             return previous[0]
         if exchange not in ccxt_async.exchanges:
-            raise UnknownMarket(f"ccxt does not know the exchange {exchange!r}")
+            raise UnknownMarket(f"the exchange {exchange!r} is not supported")
         client = getattr(ccxt_async, exchange)({"enableRateLimit": True, "timeout": self._timeout_ms})
         origin = self._api_origins.get(exchange)
         if origin is not None:

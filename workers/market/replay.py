@@ -6,6 +6,7 @@ embedded default run the trading cycle on recorded candles with no network.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from quorum.settings import data_dir
 from workers.market.cache import UnknownMarket
 from workers.market.candles import TIMEFRAME_MS, Candles
 from workers.market.resample import resample, timeframe_ms
+
+log = logging.getLogger(__name__)
 
 
 def default_ohlcv_dir() -> Path:
@@ -95,7 +98,12 @@ class ReplaySource:
         else:
             shorter = [tf for (s, tf) in files if s == symbol and target_ms % timeframe_ms(tf) == 0]
             if not shorter:
-                raise UnknownMarket(f"no recorded candles for {symbol} {timeframe} in {self._folder}")
+                # The reason reaches the user (a paused bot says why): it names what is offered, not the folder.
+                log.warning("no recorded candles", extra={"symbol": symbol, "timeframe": timeframe,
+                                                           "folder": str(self._folder)})
+                offered = ", ".join(sorted({s for s, _ in files})) or "none"
+                raise UnknownMarket(f"no market data for {symbol} here: this server replays recorded candles of "
+                                    f"{offered} only")
             base = self.series(symbol, max(shorter, key=timeframe_ms))
             candles = resample(base, timeframe)
         # Every caller shares the memoised arrays: make them read-only so nobody edits the recording.
