@@ -73,7 +73,6 @@ def document(openapi: OpenAPI) -> None:
         schema = schemas.get(name)
         if isinstance(schema, Schema):
             schema.examples = [example]
-    for scheme in (openapi.components.security_schemes or {}).values():
-        if isinstance(scheme, SecurityScheme) and scheme is not None:
-            scheme.description = AUTHENTICATION
-    assert BEARER_SCHEME in (openapi.components.security_schemes or {})
+    scheme = (openapi.components.security_schemes or {}).get(BEARER_SCHEME)
+    if isinstance(scheme, SecurityScheme):
+        scheme.description = AUTHENTICATION

@@ -61,14 +61,12 @@ def _every_problem(body: bytes, target: Any) -> list[str]:
         return []
     if struct is None or not isinstance(raw, dict):
         return []
-    info = msgspec.inspect.type_info(struct)
-    assert isinstance(info, msgspec.inspect.StructType)
-    hints = msgspec.structs.fields(struct)
+    fields = msgspec.structs.fields(struct)
     problems: list[str] = []
-    names = {f.encode_name for f in hints}
-    if info.forbid_unknown_fields:
+    if struct.__struct_config__.forbid_unknown_fields:
+        names = {f.encode_name for f in fields}
         problems += [f"Object contains unknown field `{name}` - at `$`" for name in raw if name not in names]
-    for field in hints:
+    for field in fields:
         if field.encode_name not in raw:
             if field.required:
                 problems.append(f"Object missing required field `{field.encode_name}` - at `$`")
