@@ -134,6 +134,12 @@ async def test_sigkill_between_send_and_store_leaves_exactly_one_order(
         assert intent.status == "intent" and intent.exchange_order_id is None  # stored before it was sent
         assert len(fake_bybit.orders(api_key)) == 1
 
+        # The resumed cycle finds the long open: the model holds it (were it to propose the open again, the
+        # validator would refuse that, and the rules brain's fallback would decide from the replayed market).
+        fake_openai.default = completion({
+            "action": "HOLD", "symbol": SYMBOL, "entry": None, "stop_loss": None, "take_profit": None,
+            "leverage": 1, "confidence": 0.6, "reasons": ["test: keep it"],
+        })
         worker = start_worker(settings, env, queue, log)
         await asyncio.sleep(HARD_LIMIT + 1)  # the dead worker's lock and claim go stale
 
