@@ -1,6 +1,7 @@
 """One trading cycle of one bot for one slot, one file per step:
 
-- `runner`: the per-bot lock, the process's gate and the soft time limit (`CycleEnv.run`);
+- `lock`: the bot's Redis lock, held by its cycle or by a close-now (`workers/close.py`), never both;
+- `runner`: the process's gate and the soft time limit, under the bot's lock (`CycleEnv.run`);
 - `run`: claim → credentials → market → reconcile → decide → orders → finish (`Run`);
 - `orders`: the order a decision makes, stored as an intent, sent once, looked up when its answer is lost;
 - `reconcile`: orders left without a final state, and positions the exchange closed by itself.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import msgspec
+
 from tenants import events
 from tenants.events import EventType
 from tenants.exchange_catalog import PAPER
@@ -64,6 +66,18 @@ def order_intent(
     return None, ""
 
 
+class Sent(msgspec.Struct, frozen=True, kw_only=True):
+    """What sending one stored order came to: the exchange's answer, or the state it was marked with and why."""
+
+    answer: ExchangeOrder | None
+    state: OrderState
+    error: ExchangeError | None = None
+
+    @property
+    def filled(self) -> bool:
+        return self.answer is not None and (self.answer.filled or 0) > 0
+
+
 async def place(
     run: RunState, exchange: Exchange, exchange_name: str, decision: ledger.DecisionRow, intent: OrderIntent, leg: str,
 ) -> bool:
@@ -78,6 +92,21 @@ async def place(
         )
     if not new:
         return False  # this slot already sent (or gave up on) this order: reconcile owns it now
+    sent = await send(run, exchange, exchange_name, order_id, intent, leg)
+    if isinstance(sent.error, InsufficientFunds):
+        run.events.append(
+            await run.event(EventType.TRADE_SKIPPED, {"symbol": intent.symbol, "reason": str(sent.error)})
+        )
+    return sent.filled
+
+
+async def send(
+    run: RunState, exchange: Exchange, exchange_name: str, order_id: uuid.UUID, intent: OrderIntent, leg: str,
+    *, close_reason: str = "signal",
+) -> Sent:
+    """Send the stored order `order_id` and store what came of it. An answer that is lost is looked up by the
+    client id, never sent again; an error that says nothing about whether the order landed is raised after
+    the order is marked failed."""
     run.orders += 1
     answer: ExchangeOrder | None = None
     try:
@@ -88,29 +117,25 @@ async def place(
         answer = await look_up(exchange, intent.symbol, intent.client_order_id)
         if answer is None:
             await mark(run, order_id, OrderState.UNKNOWN, "no answer from the exchange; looked up on the next cycle")
-            return False
-    except InsufficientFunds as exc:
+            return Sent(answer=None, state=OrderState.UNKNOWN)
+    except (InsufficientFunds, InvalidOrder) as exc:
         await mark(run, order_id, OrderState.REJECTED, str(exc))
-        run.events.append(await run.event(EventType.TRADE_SKIPPED, {"symbol": intent.symbol, "reason": str(exc)}))
-        return False
-    except InvalidOrder as exc:
-        await mark(run, order_id, OrderState.REJECTED, str(exc))
-        return False
+        return Sent(answer=None, state=OrderState.REJECTED, error=exc)
     except ExchangeError as exc:
         if exc.action is ErrorAction.RETRY_READ:  # the create may or may not have landed: look, never resend
             answer = await look_up(exchange, intent.symbol, intent.client_order_id)
             if answer is None:
                 await mark(run, order_id, OrderState.UNKNOWN, f"{type(exc).__name__}; looked up on the next cycle")
-                return False
+                return Sent(answer=None, state=OrderState.UNKNOWN, error=exc)
         else:
             await mark(run, order_id, OrderState.FAILED, f"{type(exc).__name__}: {exc}")
             raise
     async with run.session() as session:
         run.events += await ledger.record_order(
             session, run.tenant_id, run.bot_id, order_id, answer, leg=leg, leverage=intent.leverage,
-            market_ms=run.candle_end.get(intent.symbol, 0),
+            market_ms=run.candle_end.get(intent.symbol, 0), close_reason=close_reason,
         )
-    return (answer.filled or 0) > 0
+    return Sent(answer=answer, state=OrderState(answer.status.value))
 
 
 async def look_up(exchange: Exchange, symbol: str, coid: str) -> ExchangeOrder | None:

@@ -15,10 +15,15 @@ from workers.exchanges.errors import ExchangeError, retry_read
 from workers.market.candles import Candles
 from workers.market.fills import Holding, first_trigger
 
+MANUAL = "manual"  # the close reason of a position closed now, from the app or the API (workers/close.py)
 
-async def reconcile_orders(run: RunState, claim: ledger.Claim, exchange: Exchange) -> None:
-    """Orders left without a final state (a crash, a lost answer) are looked up by client order id."""
-    for pending in claim.pending:
+
+async def reconcile_orders(
+    run: RunState, pending_orders: list[ledger.PendingOrder], exchange: Exchange,
+) -> list[ledger.OpenPositionRow] | None:
+    """Orders left without a final state (a crash, a lost answer) are looked up by client order id; then the
+    bot's open positions are read again (None: there was nothing to look up, so they are as they were)."""
+    for pending in pending_orders:
         found = await retry_read(exchange.fetch_order_by_client_id, pending.symbol, pending.client_order_id)
         async with run.session() as session:
             if found is None:
@@ -29,15 +34,17 @@ async def reconcile_orders(run: RunState, claim: ledger.Claim, exchange: Exchang
                 session, run.tenant_id, run.bot_id, pending.id, found, leg=pending.leg,
                 leverage=float(pending.leverage) if pending.leverage else None,
                 market_ms=run.candle_end.get(pending.symbol, 0),
+                close_reason="signal" if pending.cycle_id is not None else MANUAL,
             )
-    if claim.pending:  # positions may have changed: read them again
-        async with run.session() as session:
-            claim.positions = await ledger.claim_positions(session, run.bot_id)
+    if not pending_orders:
+        return None
+    async with run.session() as session:
+        return await ledger.claim_positions(session, run.bot_id)
 
 
 async def reconcile_positions(
-    run: RunState, claim: ledger.Claim, exchange: Exchange, exchange_name: str, held: list[Position],
-    market: dict[str, dict[str, Candles]],
+    run: RunState, positions: list[ledger.OpenPositionRow], exchange: Exchange, exchange_name: str,
+    held: list[Position], market: dict[str, dict[str, Candles]],
 ) -> list[ledger.OpenPositionRow]:
     """Close here what the exchange closed (stop-loss, take-profit, by hand); the rest are marked to market
     when the cycle finishes. An exit the exchange reports (the paper exchange does, by `exit_client_order_id`)
@@ -46,7 +53,7 @@ async def reconcile_positions(
     by_symbol = {p.symbol: p for p in held}
     still_open: list[ledger.OpenPositionRow] = []
     gone: list[ledger.OpenPositionRow] = []
-    for row in claim.positions:
+    for row in positions:
         live = by_symbol.get(row.symbol)
         if live is None or live.side.value != row.side:
             gone.append(row)

@@ -78,7 +78,7 @@ class Run(RunState):
             async with self.session() as session:
                 key = await ledger.load_key(session, bot.exchange_key_id)
                 if key is not None:
-                    credentials = await _decrypt(env.vault, session, key)
+                    credentials = await decrypt_key(env.vault, session, key)
         exchange_name = key.exchange if key is not None else PAPER
         if bot.mode != PAPER and credentials is None:
             return await self.pause("a live bot needs a linked exchange key")
@@ -127,9 +127,10 @@ class Run(RunState):
         bot = claim.bot
         symbols = list(bot.symbols)
         self.candle_end = {symbol: _candle_end(series) for symbol, series in market.items()}
-        await reconcile_orders(self, claim, exchange)
+        reread = await reconcile_orders(self, claim.pending, exchange)
+        positions = claim.positions if reread is None else reread
         held = await retry_read(exchange.fetch_positions, symbols)
-        open_rows = await reconcile_positions(self, claim, exchange, exchange_name, held, market)
+        open_rows = await reconcile_positions(self, positions, exchange, exchange_name, held, market)
         balance = await retry_read(exchange.fetch_balance)
         quote = settle_currency(symbols[0])
         unrealized = sum(
@@ -235,7 +236,7 @@ class Run(RunState):
             return CycleReport(status=ReportStatus.FAILED, cycle_id=self.cycle_id, error=error)
 
 
-async def _decrypt(vault: Vault, session: AsyncSession, key: ExchangeKey) -> Credentials:
+async def decrypt_key(vault: Vault, session: AsyncSession, key: ExchangeKey) -> Credentials:
     api_ctx, secret_ctx, pass_ctx = key_contexts(key)
     return Credentials(
         api_key=await vault.decrypt(session, api_ctx, key.api_key_ciphertext or b""),

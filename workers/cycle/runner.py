@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from quorum.database import Database
 from tenants.vault import Vault
 from workers.agents.analysis import market_insights
 from workers.agents.insight import Insight
+from workers.cycle.lock import BotLocks
 from workers.cycle.run import CycleReport, ReportStatus, Run
 from workers.cycle.state import Decide, OpenExchange
 from workers.market.candles import Candles
@@ -23,9 +24,6 @@ from workers.metrics import observe_cycle
 from workers.notify.outbox import SendTask
 
 log = logging.getLogger("workers.cycle")
-
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
 
 class CycleEnv:
     """Everything cycles share in one worker process: built once, used by every cycle on the loop."""
@@ -48,7 +46,7 @@ class CycleEnv:
         self.decide, self.open_exchange, self.send_task = decide, open_exchange, send_task
         self.soft_time_limit, self.lock_ttl = soft_time_limit, lock_ttl
         self._gate = asyncio.Semaphore(concurrency)  # cycles at once in this process
-        self._release = redis.register_script(_RELEASE)
+        self.locks = BotLocks(redis, lock_ttl)
         # Market insights per (venue, symbol, timeframes, last candle): the same for every bot on that market.
         self._insights: dict[tuple[str, str, tuple[str, ...], int], list[Insight]] = {}
 
@@ -73,13 +71,16 @@ class CycleEnv:
             return report
 
     async def _run(self, tenant_id: uuid.UUID, bot_id: uuid.UUID, slot: int) -> CycleReport:
-        lock_key, token = f"quorum:cycle-lock:{bot_id}", secrets.token_hex(8)
         try:
-            if not await self.redis.set(lock_key, token, nx=True, px=int(self.lock_ttl * 1000)):
-                return CycleReport(status=ReportStatus.LOCKED)
-        except Exception as exc:  # Redis unreachable: nothing was claimed; the next tick tries again
+            async with self.locks.hold(bot_id) as held:
+                if not held:
+                    return CycleReport(status=ReportStatus.LOCKED)
+                return await self._locked(tenant_id, bot_id, slot)
+        except RedisError as exc:  # Redis unreachable before the lock: nothing was claimed; the next tick tries
             log.warning("cycle lock unavailable", extra={"bot_id": str(bot_id), "error": str(exc)})
             return CycleReport(status=ReportStatus.FAILED, error=f"lock unavailable: {type(exc).__name__}")
+
+    async def _locked(self, tenant_id: uuid.UUID, bot_id: uuid.UUID, slot: int) -> CycleReport:
         run = Run(self, tenant_id, bot_id, slot)
         try:
             async with asyncio.timeout(self.soft_time_limit):
@@ -89,11 +90,6 @@ class CycleEnv:
         except Exception as exc:  # the bot's failure is recorded on its cycle, not raised into the worker
             log.exception("cycle failed", extra={"bot_id": str(bot_id), "slot": slot})
             return await run.fail(f"{type(exc).__name__}: {exc}")
-        finally:
-            try:
-                await self._release(keys=[lock_key], args=[token])
-            except Exception:
-                log.warning("cycle lock not released; it expires by itself", extra={"bot_id": str(bot_id)})
 
 
 def slot_of(now: float, interval_seconds: int) -> int:
