@@ -18,6 +18,7 @@ from api.api_keys.routes import ApiKeyController
 from api.audit.routes import list_audit_events
 from api.auth import BearerAuthenticationMiddleware
 from api.bots.routes import BotConfigController, BotController
+from api.closes.routes import CloseController
 from api.dependencies import DEPENDENCIES
 from api.devices.routes import DeviceController, NotificationPreferencesController
 from api.docs import docs_assets, render_plugins
@@ -33,7 +34,7 @@ from api.request_body import StrictJsonRequest
 from api.stream.hub import StreamHub
 from api.stream.routes import stream_events
 from api.stream.slots import StreamSlots
-from api.task_client import CeleryKeyCheck, CeleryWebhookQueue, CeleryWorkers, create_task_client
+from api.task_client import CeleryCloses, CeleryKeyCheck, CeleryWebhookQueue, CeleryWorkers, create_task_client
 from api.webhooks.routes import WebhookController
 from quorum.database import Database, create_app_engine
 from quorum.logs import configure_logging, propagate_ids_through_celery
@@ -44,6 +45,7 @@ from tenants.activity import ActivityService
 from tenants.admin import AdminService
 from tenants.api_keys import ApiKeyService
 from tenants.bots import BotService
+from tenants.closes import CloseService
 from tenants.devices import DeviceService
 from tenants.exchange_keys import ExchangeKeyService
 from tenants.passwords import PasswordHashing
@@ -83,6 +85,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             database, vault, CeleryKeyCheck(tasks, settings.key_check_timeout_seconds),
         )
         app.state.devices = DeviceService(database)
+        app.state.closes = CloseService(
+            database, app.state.accounts.passwords, CeleryCloses(tasks),
+            wait_seconds=settings.close_wait_seconds, retry_after_seconds=settings.close_retry_after_seconds,
+        )
         # Private and loopback webhook URLs only outside production (tests and the embedded setup).
         app.state.webhooks = WebhookService(database, vault, CeleryWebhookQueue(tasks),
                                             allow_private=not settings.is_production)
@@ -102,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[health, ready, metrics, AuthController, MeController, ApiKeyController,
                         ExchangeKeyController, BotController, BotConfigController, list_audit_events,
-                        BotActivityController, DecisionController, stream_events, DeviceController,
+                        BotActivityController, DecisionController, CloseController, stream_events, DeviceController,
                         NotificationPreferencesController, WebhookController, AdminController, docs_assets()],
         lifespan=[lifespan],
         state=State({"settings": settings}),

@@ -14,6 +14,7 @@ from tenants.activity import ActivityService
 from tenants.admin import AdminService
 from tenants.api_keys import ApiKeyService
 from tenants.bots import BotService
+from tenants.closes import CloseService
 from tenants.devices import DeviceService
 from tenants.exchange_keys import ExchangeKeyService
 from tenants.principal import Principal
@@ -31,7 +32,7 @@ def provide_client(request: Request[Any, Any, Any]) -> ClientInfo:
 
 
 # Each service by the name handlers ask for it: built once by the app's lifespan, kept on its state.
-SERVICES = ("accounts", "api_keys", "bots", "exchange_keys", "devices", "webhooks", "activity", "admin")
+SERVICES = ("accounts", "api_keys", "bots", "closes", "exchange_keys", "devices", "webhooks", "activity", "admin")
 
 
 def _from_state(name: str) -> Callable[[State], Any]:
@@ -53,6 +54,7 @@ Client = NamedDependency[ClientInfo]
 Accounts = NamedDependency[AccountService]
 ApiKeys = NamedDependency[ApiKeyService]
 Bots = NamedDependency[BotService]
+Closes = NamedDependency[CloseService]
 ExchangeKeys = NamedDependency[ExchangeKeyService]
 Devices = NamedDependency[DeviceService]
 Webhooks = NamedDependency[WebhookService]

@@ -23,6 +23,8 @@ BOT = {
 REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "RegisterRequest": {"email": "ada@example.com", "password": "plum orbit cactus velvet",
                         "tenantName": "Ada's desk"},
+    "CloseBotRequest": {"stopBot": True},
+    "CloseAllRequest": {"password": "plum orbit cactus velvet"},
     "LoginRequest": {"email": "ada@example.com", "password": "plum orbit cactus velvet"},
     "RefreshRequest": {"refreshToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMTkzIn0.c2lnbmF0dXJl"},
     "ChangePasswordRequest": {"currentPassword": "plum orbit cactus velvet",
@@ -45,6 +47,8 @@ SCOPE_DOCS: dict[Scope, str] = {
     Scope.ACCOUNT: "your profile, password and sessions (signed-in users only; never an API key)",
     Scope.BOTS_READ: "read bots and their settings",
     Scope.BOTS_WRITE: "create, change, start, stop and delete bots",
+    Scope.POSITIONS_CLOSE: "close a position or a bot's positions now, at market (closing everything needs a "
+                           "signed-in user's password)",
     Scope.KEYS_READ: "list linked exchange keys (never their secrets)",
     Scope.KEYS_WRITE: "link and remove exchange keys",
     Scope.ACTIVITY_READ: "read decisions, orders, positions and performance",

@@ -40,6 +40,19 @@ class CeleryKeyCheck:
         return msgspec.convert(value, KeyCheckOutcome)
 
 
+class CeleryCloses:
+    """CloseGateway over Celery: the request's ids go to `quorum.close_positions` (workers/close.py)."""
+
+    def __init__(self, client: Celery) -> None:
+        self.client = client
+
+    async def enqueue(self, tenant_id: uuid.UUID, close_id: uuid.UUID) -> None:
+        await anyio.to_thread.run_sync(
+            partial(self.client.send_task, "quorum.close_positions", args=[str(tenant_id), str(close_id)],
+                    ignore_result=True)
+        )
+
+
 class CeleryWebhookQueue:
     """WebhookQueue over Celery: the delivery's ids go to `quorum.deliver_webhook` (workers/notify/tasks.py)."""
 

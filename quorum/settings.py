@@ -89,6 +89,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cycle_soft_time_limit_seconds: float = 50.0  # a cycle past this is abandoned and recorded as failed
     cycle_hard_time_limit_seconds: float = 60.0  # the worker thread is given up on after this
     cycle_concurrency: int = 128  # cycles one worker process runs at once on its event loop
+    # Close now: how long the API waits for the worker's answer before answering 202 (the request goes on),
+    # and how long a request may stay pending before it is handed to a worker again (its worker died).
+    close_wait_seconds: float = 15.0
+    close_retry_after_seconds: float = 30.0
     # Where candles come from: "ccxt" (the exchanges' public APIs), "replay" (recorded candles in
     # QUORUM_DATA_DIR/ohlcv, replayed on a clock REPLAY_SPEED times faster than real time) or "auto"
     # (ccxt when the exchange answers, else replay).

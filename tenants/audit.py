@@ -28,6 +28,7 @@ class AuditAction(enum.StrEnum):
     BOT_DELETED = "bot_deleted"
     BOT_STARTED = "bot_started"
     BOT_STOPPED = "bot_stopped"
+    CLOSE_REQUESTED = "close_requested"  # close now: a position, a bot's positions, or everything (panic)
     WEBHOOK_CREATED = "webhook_created"
     WEBHOOK_CHANGED = "webhook_changed"
     WEBHOOK_DELETED = "webhook_deleted"

@@ -33,6 +33,7 @@ PUSH_DEFAULTS: dict[EventType, bool] = {
     EventType.BOT_SILENT: True,
     EventType.BOT_RECOVERED: True,
     EventType.TRADE_SKIPPED: True,
+    EventType.CLOSE_FAILED: True,
     EventType.BUDGET_EXHAUSTED: True,
     EventType.DAILY_SUMMARY: True,
     EventType.WEBHOOK_DISABLED: True,

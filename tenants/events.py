@@ -32,6 +32,7 @@ class EventType(enum.StrEnum):
     BOT_SILENT = "bot.silent"  # active, yet no cycle completed for three of its intervals (once per outage)
     BOT_RECOVERED = "bot.recovered"  # a silent bot completed a cycle again
     TRADE_SKIPPED = "trade.skipped"  # e.g. insufficient funds
+    CLOSE_FAILED = "close.failed"  # a position asked to close now could not be (the exchange refused, no answer)
     BUDGET_EXHAUSTED = "budget.exhausted"  # the tenant's daily LLM token budget; the rules brain decides
     DAILY_SUMMARY = "summary.daily"
     TEST = "test"  # sent on request to check a webhook endpoint

@@ -387,6 +387,45 @@ class Position(TenantOwned, Base):
     closed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
+class CloseScope(enum.StrEnum):
+    """What a close request closes."""
+
+    POSITION = "position"  # one position
+    BOT = "bot"  # every open position of one bot
+    TENANT = "tenant"  # every open position of every bot of the tenant (panic)
+
+
+class CloseStatus(enum.StrEnum):
+    PENDING = "pending"  # handed to a worker, not done yet
+    DONE = "done"  # every target has a result (closed, or why not)
+
+
+class CloseRequest(TenantOwned, Base):
+    """An ask to close now: its targets (positions with their bots) and, once done, each one's result. The
+    caller's Idempotency-Key names it: the same key within a day is this request again (migration 0012)."""
+
+    __tablename__ = "close_requests"
+    __table_args__ = (
+        Index("ix_close_requests_tenant", "tenant_id", "id"),
+        Index("uq_close_requests_key", "tenant_id", "idempotency_key", unique=True,
+              postgresql_where=text("idempotency_key IS NOT NULL")),
+        Index("ix_close_requests_pending", "enqueued_at", postgresql_where=text("status = 'pending'")),
+    )
+
+    scope: Mapped[str] = mapped_column(String(8))  # CloseScope
+    bot_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bots.id", ondelete="SET NULL"), default=None)
+    position_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    stop_bots: Mapped[bool] = mapped_column(Boolean)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8))  # CloseStatus
+    targets: Mapped[list[dict[str, str]]] = mapped_column(JSONB)  # [{"positionId", "botId"}]
+    results: Mapped[list[dict[str, object]]] = mapped_column(JSONB)  # one per target, in the targets' order
+    canceled_orders: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    finished_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
 class Event(TenantOwned, Base):
     """The outbox of what happened (trade opened, bot paused, ...), written in the transaction that made it
     happen; push, webhooks and the live stream deliver from here."""

@@ -12,6 +12,7 @@ class Scope(enum.StrEnum):
     ACCOUNT = "account"  # the user's own profile, password and sessions
     BOTS_READ = "bots:read"
     BOTS_WRITE = "bots:write"
+    POSITIONS_CLOSE = "positions:close"  # close positions now, at market
     KEYS_READ = "keys:read"
     KEYS_WRITE = "keys:write"
     ACTIVITY_READ = "activity:read"

@@ -224,8 +224,9 @@ def key_check_worker(settings: Settings, fake_bybit: FakeBybitV5, fake_fcm: Fake
                      scratch_dir: Path) -> Iterator[Path]:
     """The real Celery worker of the test session: Bybit adapters talk to the fake, push goes to the fake FCM.
     Yields the file its output goes to. (One worker only: every worker consumes the same queue.)"""
+    # Paper bots' closes (workers/close.py) read their prices from the recorded candles.
     env = child_environ(settings, EXCHANGE_API_OVERRIDES=f"bybit={fake_bybit.origin}", LOG_LEVEL="DEBUG",
-                        **fake_fcm.client_environment())
+                        MARKET_DATA="replay", **fake_fcm.client_environment())
     log_path = scratch_dir / "key-check-worker.log"
     with log_path.open("wb") as log_file:
         worker = subprocess.Popen(

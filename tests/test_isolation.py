@@ -5,8 +5,10 @@ The routes are read from the application itself, so a new route is covered (or f
 
 from __future__ import annotations
 
+import datetime
 import re
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,7 +16,10 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
+from quorum.database import Database
+from tenants.models import CloseRequest, Position
 from tenants.principal import Scope
+from tenants.scope import TenantScope
 from tests.conftest import Account, register
 
 # /metrics holds no tenant's data (route templates, queue depths); METRICS_TOKEN guards it, and nginx never
@@ -53,6 +58,23 @@ async def _resources_of(client: AsyncTestClient, owner: Account) -> dict[str, st
             "/v1/webhooks": webhook.json()["id"], "/v1/devices": device.json()["id"]}
 
 
+async def _trading_ids(database: Database, owner_tenant: uuid.UUID, bot_id: str) -> dict[str, str]:
+    """A position and a close request of the owner's, by the paths that name them. Stored directly: a position
+    comes from a trade, and what is under test is who may name it."""
+    now = datetime.datetime.now(datetime.UTC)
+    async with TenantScope.of(owner_tenant).session(database) as session:
+        position = Position(tenant_id=owner_tenant, bot_id=uuid.UUID(bot_id), symbol="BTC/USDT", side="long",
+                            status="open", amount=Decimal("0.01"), entry_price=Decimal(64000), leverage=Decimal(1),
+                            opened_at=now, opened_market_ms=0)
+        session.add(position)
+        await session.flush()
+        close = CloseRequest(tenant_id=owner_tenant, scope="position", position_id=position.id, stop_bots=False,
+                             request_hash="0" * 64, status="pending", targets=[], results=[], enqueued_at=now)
+        session.add(close)
+        await session.flush()
+        return {"/v1/positions": str(position.id), "/v1/closes": str(close.id)}
+
+
 def _fill(path: str, ids: dict[str, str]) -> str:
     if "{" not in path:
         return path
@@ -63,20 +85,24 @@ def _fill(path: str, ids: dict[str, str]) -> str:
     return re.sub(r"\{[^}]+\}", ids[prefix], path)
 
 
-async def test_every_route_with_an_id_answers_404_to_another_tenant(app: Litestar, client: AsyncTestClient) -> None:
+async def test_every_route_with_an_id_answers_404_to_another_tenant(
+    app: Litestar, client: AsyncTestClient, database: Database,
+) -> None:
     owner, intruder = await register(client), await register(client)
     ids = await _resources_of(client, owner)
+    tenant = uuid.UUID((await client.get("/v1/me", headers=owner.headers)).json()["tenant"]["id"])
+    trading = await _trading_ids(database, tenant, ids["/v1/bots"])
     tried = 0
     for method, template, _ in secured_operations(app):
         if "{" not in template or template.startswith(OPERATOR_PATHS):
             continue
-        path = _fill(template, ids)
+        path = _fill(template, {**ids, **trading})
         body: dict[str, Any] | None = {} if method in ("PUT", "PATCH") else None
         response = await client.request(method, path, headers=intruder.headers, json=body)
         assert response.status_code == 404, f"{method} {path} answered {response.status_code} to another tenant"
         # `instance` echoes the path the intruder sent; nothing else may name the owner's resources.
         answer = {k: v for k, v in response.json().items() if k != "instance"}
-        assert not any(i in str(answer) for i in ids.values()), f"{method} {path} leaked an id"
+        assert not any(i in str(answer) for i in (*ids.values(), *trading.values())), f"{method} {path} leaked an id"
         tried += 1
     assert tried >= 8
     # And the owner's things are all still there, untouched.
@@ -97,10 +123,12 @@ async def test_lists_show_nothing_of_another_tenant(client: AsyncTestClient) -> 
 
 @pytest.mark.parametrize("granted", ["bots:read", "activity:read"])
 async def test_an_api_key_is_refused_every_route_its_scopes_do_not_cover(
-    app: Litestar, client: AsyncTestClient, granted: str
+    app: Litestar, client: AsyncTestClient, database: Database, granted: str
 ) -> None:
     owner = await register(client)
     ids = await _resources_of(client, owner)
+    tenant = uuid.UUID((await client.get("/v1/me", headers=owner.headers)).json()["tenant"]["id"])
+    ids |= await _trading_ids(database, tenant, ids["/v1/bots"])
     created = await client.post("/v1/api-keys", headers=owner.headers,
                                 json={"name": "narrow", "scopes": [granted], "rateLimitPerMinute": 10000})
     headers = {"Authorization": f"Bearer {created.json()['key']}"}

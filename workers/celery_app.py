@@ -80,6 +80,8 @@ def create_celery() -> Celery:
             "notifications-sweep": {"task": "quorum.sweep_notifications", "schedule": 60.0, "options": {"expires": 60}},
             # Yesterday's summary per tenant, once (workers/notify/summary.py); a run finding nothing due is one query.
             "daily-summaries": {"task": "quorum.daily_summaries", "schedule": 600.0, "options": {"expires": 600}},
+            # Close-now requests whose worker died before finishing them (workers/close.py).
+            "closes-sweep": {"task": "quorum.sweep_closes", "schedule": 15.0, "options": {"expires": 15}},
             # Active bots whose cycles stopped completing, and those back (workers/watch.py).
             "watch-bots": {"task": "quorum.watch_bots", "schedule": 60.0, "options": {"expires": 60}},
         },

@@ -63,6 +63,7 @@ class OpenPositionRow(msgspec.Struct, frozen=True, kw_only=True):
 
 class PendingOrder(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
+    cycle_id: uuid.UUID | None  # None: sent outside any cycle, by a close-now (workers/close.py)
     client_order_id: str
     symbol: str
     leg: str
@@ -133,7 +134,7 @@ SELECT json_build_object(
             FROM positions WHERE bot_id = $1 AND status = 'open') p), '[]'),
     'pending', coalesce((
         SELECT json_agg(o) FROM (
-            SELECT id, client_order_id, symbol, leg, side, amount, status, stop_loss, take_profit, leverage
+            SELECT id, cycle_id, client_order_id, symbol, leg, side, amount, status, stop_loss, take_profit, leverage
             FROM orders WHERE bot_id = $1 AND status = ANY($6::text[])) o), '[]'),
     'day_start_equity', (
         SELECT equity FROM cycles
@@ -175,6 +176,16 @@ async def claim_positions(session: AsyncSession, bot_id: uuid.UUID) -> list[Open
         ).where(Position.bot_id == bot_id, Position.status == "open")
     )
     return [OpenPositionRow(**row._mapping) for row in rows.all()]
+
+
+async def pending_orders(session: AsyncSession, bot_id: uuid.UUID) -> list[PendingOrder]:
+    """The bot's orders without a final state (what `claim_cycle` reads, for a run outside a cycle)."""
+    rows = await session.execute(
+        select(Order.id, Order.cycle_id, Order.client_order_id, Order.symbol, Order.leg, Order.side, Order.amount,
+               Order.status, Order.stop_loss, Order.take_profit, Order.leverage)
+        .where(Order.bot_id == bot_id, Order.status.in_(PENDING_ORDER_STATES))
+    )
+    return [PendingOrder(**row._mapping) for row in rows.all()]
 
 
 class Mark(msgspec.Struct, frozen=True, array_like=True):
@@ -277,7 +288,7 @@ async def store_intent(
     tenant_id: uuid.UUID,
     bot_id: uuid.UUID,
     *,
-    cycle_id: uuid.UUID,
+    cycle_id: uuid.UUID | None,
     decision_id: uuid.UUID | None,
     exchange: str,
     leg: str,

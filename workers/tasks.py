@@ -90,6 +90,38 @@ def run_cycles(cycles: list[list[object]]) -> list[dict[str, object]]:
     return [msgspec.to_builtins(report) for report in reports]
 
 
+CLOSE_TASK = "quorum.close_positions"
+
+
+@app.task(name=CLOSE_TASK, ignore_result=True)
+def close_positions(tenant_id: str, close_id: str) -> dict[str, object]:
+    """Close now: do close request `close_id` (tenants/closes.py stored it). Ids only, like every task; the
+    request may be done twice (a sweep after a lost worker), which sends nothing more (workers/close.py)."""
+    from workers.close import close_request
+
+    rt = runtime()
+
+    async def go() -> object:
+        return await close_request(await rt.cycle_env(), uuid.UUID(tenant_id), uuid.UUID(close_id))
+
+    # Each bot waits at most its lock's life for a cycle to finish, then has its soft limit to close.
+    limit = rt.settings.cycle_hard_time_limit_seconds + rt.settings.cycle_soft_time_limit_seconds + 10
+    return msgspec.to_builtins(rt.run(go(), timeout=limit))
+
+
+@app.task(name="quorum.sweep_closes", ignore_result=True, acks_late=False)
+def sweep_closes() -> int:
+    """Beat: close requests still pending long after they were handed to a worker (it died) are handed again."""
+    from workers.close import sweep_closes as sweep
+
+    rt = runtime()
+
+    def enqueue(tenant_id: uuid.UUID, close_id: uuid.UUID) -> None:
+        app.send_task(CLOSE_TASK, args=[str(tenant_id), str(close_id)], ignore_result=True)
+
+    return rt.run(sweep(rt.database, enqueue, older_than_seconds=rt.settings.close_retry_after_seconds), timeout=60)
+
+
 @app.task(name="quorum.check_exchange_key", acks_late=False, time_limit=60, soft_time_limit=45)
 def check_exchange_key(tenant_id: str, key_id: str) -> dict[str, object]:
     """Ask the exchange what a just-linked key may do. Arguments are ids; the secret never travels."""

@@ -91,6 +91,9 @@ def push_message(event: EventMessage, bot_name: str | None = None) -> PushMessag
         case EventType.BOT_STATUS:
             title = f"Bot {_text(p.get('status')) or 'changed'}"
             body = _text(p.get("detail"))
+        case EventType.CLOSE_FAILED:
+            title = f"Could not close {symbol}".strip()
+            body = _text(p.get("detail")) or "The exchange did not close it. Check the position in the app."
         case EventType.TRADE_SKIPPED:
             title = f"Trade skipped on {symbol}".strip()
             body = _text(p.get("reason"))
