@@ -221,6 +221,18 @@ async function main() {
     await shot('activity');
     log('the Activity screen shows it with its reasons');
 
+    // Panic from Settings: the password, the browser's confirmation, then every bot stopped by the worker.
+    await byId('tab-settings').click();
+    await visible('panic');
+    await byId('field-panicPassword').fill(password);
+    page.once('dialog', (dialog) => dialog.accept());
+    await byId('panic-close-all').click();
+    await byId('panic-outcome').getByText(/Every bot is stopped/).waitFor({ timeout: 60_000 });
+    await shot('settings-closed-everything');
+    await byId('tab-home').click();
+    await byId('bot-status').getByText('○ Stopped').waitFor();
+    log('closed everything from Settings; the bot shows stopped');
+
     if (consoleErrors.length) throw new Error(`the page threw: ${consoleErrors.join('\n')}`);
 
     // The API's own docs, as an integrator opens them: rendered offline (nothing fetched from elsewhere),

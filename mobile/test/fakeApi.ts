@@ -16,6 +16,7 @@ export interface RecordedCall {
   path: string;
   body: unknown;
   authorization: string | null;
+  idempotencyKey: string | null;
 }
 
 const json = (status: number, body: unknown) =>
@@ -179,6 +180,9 @@ export class FakeApi {
   performance: PerformanceView = makePerformance();
   preferences: NotificationPreferences = { push: { 'bot.paused': true, 'trade.opened': true, 'trade.closed': true } };
   devices: { id: string; token: string; platform: string; appVersion?: string }[] = [];
+  /** Close requests by Idempotency-Key, as the server keeps them for a day. */
+  closes = new Map<string, unknown>();
+  lastIdempotencyKey: string | null = null;
   /** Answers the next call to this "METHOD /path" with the given response instead. */
   overrides = new Map<string, () => Response>();
 
@@ -188,7 +192,8 @@ export class FakeApi {
     const text = request.method === 'GET' || request.method === 'HEAD' ? '' : await request.text();
     const body = text ? JSON.parse(text) : undefined;
     const authorization = request.headers.get('Authorization');
-    this.calls.push({ method: request.method, path: url.pathname, body, authorization });
+    this.lastIdempotencyKey = request.headers.get('Idempotency-Key');
+    this.calls.push({ method: request.method, path: url.pathname, body, authorization, idempotencyKey: this.lastIdempotencyKey });
     const route = `${request.method} ${url.pathname}`;
     const override = this.overrides.get(route);
     if (override) {
@@ -252,6 +257,36 @@ export class FakeApi {
     if (method === 'GET' && one) {
       const bot = this.bots.find((b) => b.id === one[1]);
       return bot ? json(200, bot) : problem(404, 'Not found.');
+    }
+    const closePosition = path.match(/^\/v1\/positions\/([^/]+)\/close$/);
+    const closeBot = path.match(/^\/v1\/bots\/([^/]+)\/close$/);
+    if (method === 'POST' && (closePosition || closeBot || path === '/v1/positions/close-all')) {
+      if (path === '/v1/positions/close-all' && body?.password !== this.password) return problem(403, 'the password is wrong: nothing was closed');
+      const key = this.lastIdempotencyKey ?? '';
+      const known = this.closes.get(key);
+      if (known) return json(200, known);
+      const targets = this.positions.filter((p) => p.status === 'open' && (!closePosition || p.id === closePosition[1]) && (!closeBot || p.botId === closeBot[1]));
+      if (closePosition && !targets.length) return problem(422, 'the position is already closed');
+      const view = {
+        id: `close-${this.closes.size + 1}`,
+        scope: closePosition ? 'position' : closeBot ? 'bot' : 'tenant',
+        status: 'done',
+        botId: closeBot?.[1] ?? null,
+        positionId: closePosition?.[1] ?? null,
+        stopBots: Boolean(body?.stopBot) || !closePosition && !closeBot,
+        positions: targets.length,
+        results: targets.map((p) => ({
+          positionId: p.id, botId: p.botId, symbol: p.symbol, side: p.side, amount: p.amount, status: 'closed',
+          clientOrderId: `q-close-${p.id}`, exitPrice: p.markPrice ?? p.entryPrice, realizedPnl: p.unrealizedPnl, detail: '',
+        })),
+        canceledOrders: 0,
+        createdAt: '2026-01-01T00:20:00Z',
+        finishedAt: '2026-01-01T00:20:01Z',
+      };
+      for (const p of targets) Object.assign(p, { status: 'closed', exitPrice: p.markPrice, realizedPnl: p.unrealizedPnl, unrealizedPnl: '0', closeReason: 'manual' });
+      if (view.stopBots) for (const b of this.bots) if (!closeBot || b.id === closeBot[1]) b.active = false;
+      if (key) this.closes.set(key, view);
+      return json(200, view);
     }
     const action = path.match(/^\/v1\/bots\/([^/]+)\/(start|stop)$/);
     if (method === 'POST' && action) {

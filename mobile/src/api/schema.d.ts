@@ -298,6 +298,23 @@ export interface paths {
         patch: operations["V1BotsBotIdUpdateBot"];
         trace?: never;
     };
+    "/v1/bots/{bot_id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Close every position of a bot now and cancel its resting orders; optionally stop it */
+        post: operations["V1BotsBotIdCloseCloseBot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/bots/{bot_id}/decisions": {
         parameters: {
             query?: never;
@@ -394,6 +411,23 @@ export interface paths {
         put?: never;
         /** Stop the bot */
         post: operations["V1BotsBotIdStopStopBot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/closes/{close_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A close request: pending, or each position's result */
+        get: operations["V1ClosesCloseIdGetClose"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -534,6 +568,40 @@ export interface paths {
         /** Choose which events are pushed; types left out go back to their defaults */
         put: operations["V1NotificationPreferencesPutPreferences"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/positions/close-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Panic: close every position of every bot now and stop every bot (needs the password) */
+        post: operations["V1PositionsCloseAllCloseAll"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/positions/{position_id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Close one position now, at market (reduce-only) */
+        post: operations["V1PositionsPositionIdCloseClosePosition"];
         delete?: never;
         options?: never;
         head?: never;
@@ -697,7 +765,7 @@ export interface components {
          * ApiKeyScope
          * @enum {string}
          */
-        ApiKeyScope: "bots:read" | "bots:write" | "keys:read" | "keys:write" | "activity:read" | "webhooks:read" | "webhooks:write" | "audit:read";
+        ApiKeyScope: "bots:read" | "bots:write" | "positions:close" | "keys:read" | "keys:write" | "activity:read" | "webhooks:read" | "webhooks:write" | "audit:read";
         /** ApiKeyView */
         ApiKeyView: {
             /** Format: date-time */
@@ -900,6 +968,79 @@ export interface components {
             newPassword: string;
         };
         /**
+         * CloseAllRequest
+         * @example {
+         *       "password": "plum orbit cactus velvet"
+         *     }
+         */
+        CloseAllRequest: {
+            /** @description The signed-in user's password: closing everything needs it fresh */
+            password: string;
+        };
+        /**
+         * CloseBotRequest
+         * @example {
+         *       "stopBot": true
+         *     }
+         */
+        CloseBotRequest: {
+            /**
+             * @description Also stop the bot, so it opens nothing new (a running cycle finishes first)
+             * @default false
+             */
+            stopBot?: boolean;
+        };
+        /** CloseResultView */
+        CloseResultView: {
+            /** @description An exact decimal */
+            amount: string;
+            /** Format: uuid */
+            botId: string;
+            /** @description The order's id on the exchange's side */
+            clientOrderId: string | null;
+            detail: string;
+            /** @description An exact decimal */
+            exitPrice: string | null;
+            /** Format: uuid */
+            positionId: string;
+            /** @description After fees */
+            realizedPnl: string | null;
+            /** @description long or short */
+            side: string;
+            /**
+             * @description closed: our order closed it · closed_by_exchange: it was gone already (a stop or target) · rejected: the exchange refused the order · unknown: sent, no answer yet (the bot's next cycle looks it up) · failed: not sent (the detail says why; asking again is safe)
+             * @enum {string}
+             */
+            status: "closed" | "closed_by_exchange" | "rejected" | "unknown" | "failed";
+            symbol: string;
+        };
+        /** CloseView */
+        CloseView: {
+            botId: string | null;
+            /** @description Resting orders of the bots it cancelled */
+            canceledOrders: number;
+            /** Format: date-time */
+            createdAt: string;
+            finishedAt: string | null;
+            /** Format: uuid */
+            id: string;
+            positionId: string | null;
+            /** @description How many positions it closes */
+            positions: number;
+            results: components["schemas"]["CloseResultView"][];
+            /**
+             * @description One position, a bot's positions, or every position of the tenant
+             * @enum {string}
+             */
+            scope: "position" | "bot" | "tenant";
+            /**
+             * @description pending: a worker is on it (GET /v1/closes/{id} follows it) · done: every position has its result
+             * @enum {string}
+             */
+            status: "pending" | "done";
+            stopBots: boolean;
+        };
+        /**
          * CreateApiKeyRequest
          * @example {
          *       "name": "portfolio dashboard",
@@ -1042,7 +1183,7 @@ export interface components {
          * EventType
          * @enum {string}
          */
-        EventType: "decision" | "order" | "trade.opened" | "trade.closed" | "trade.stop_loss" | "trade.take_profit" | "bot.status" | "bot.paused" | "bot.silent" | "bot.recovered" | "trade.skipped" | "budget.exhausted" | "summary.daily" | "test" | "webhook.disabled";
+        EventType: "decision" | "order" | "trade.opened" | "trade.closed" | "trade.stop_loss" | "trade.take_profit" | "bot.status" | "bot.paused" | "bot.silent" | "bot.recovered" | "trade.skipped" | "close.failed" | "budget.exhausted" | "summary.daily" | "test" | "webhook.disabled";
         /**
          * ExchangeId
          * @enum {string}
@@ -1333,7 +1474,7 @@ export interface components {
          * SubscribableEventType
          * @enum {string}
          */
-        SubscribableEventType: "bot.paused" | "bot.recovered" | "bot.silent" | "bot.status" | "budget.exhausted" | "decision" | "order" | "summary.daily" | "trade.closed" | "trade.opened" | "trade.skipped" | "trade.stop_loss" | "trade.take_profit" | "webhook.disabled";
+        SubscribableEventType: "bot.paused" | "bot.recovered" | "bot.silent" | "bot.status" | "budget.exhausted" | "close.failed" | "decision" | "order" | "summary.daily" | "trade.closed" | "trade.opened" | "trade.skipped" | "trade.stop_loss" | "trade.take_profit" | "webhook.disabled";
         /** SystemStatusView */
         SystemStatusView: {
             /** @description Seconds since the dispatcher ran */
@@ -3038,6 +3179,116 @@ export interface operations {
             };
         };
     };
+    V1BotsBotIdCloseCloseBot: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): the same key within 24 hours returns the first answer and sends nothing more; reusing it for a different ask is a 422 */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                bot_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CloseBotRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloseView"];
+                };
+            };
+            /** @description A worker is still on it: follow `Location` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloseView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     V1BotsBotIdDecisionsListBotDecisions: {
         parameters: {
             query?: {
@@ -3493,6 +3744,88 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BotView"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    V1ClosesCloseIdGetClose: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                close_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloseView"];
                 };
             };
             /** @description Bad request syntax or unsupported method */
@@ -4420,6 +4753,202 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    V1PositionsCloseAllCloseAll: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): the same key within 24 hours returns the first answer and sends nothing more; reusing it for a different ask is a 422 */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CloseAllRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloseView"];
+                };
+            };
+            /** @description A worker is still on it: follow `Location` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloseView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    V1PositionsPositionIdCloseClosePosition: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID): the same key within 24 hours returns the first answer and sends nothing more; reusing it for a different ask is a 422 */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                position_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloseView"];
+                };
+            };
+            /** @description A worker is still on it: follow `Location` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloseView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,5 +1,5 @@
 /** How a decision, an order and a position read in a list (Home and Activity share them). */
-import { Text, View } from 'react-native';
+import { Pressable, Text, View } from 'react-native';
 
 import type { DecimalText, DecisionView, OrderView, PositionView } from '../api/types';
 import { Muted, colors } from './ui';
@@ -85,13 +85,24 @@ export function OrderItem({ order }: { order: OrderView }) {
   );
 }
 
-export function PositionItem({ position }: { position: PositionView }) {
+export function PositionItem({ position, onClose }: { position: PositionView; onClose?: () => void }) {
   return (
-    <View testID="position" style={{ flexDirection: 'row', justifyContent: 'space-between' }}>
-      <Text>
+    <View testID="position" style={{ flexDirection: 'row', justifyContent: 'space-between', alignItems: 'center', gap: 8 }}>
+      <Text style={{ flexShrink: 1 }}>
         {position.side === 'long' ? 'Long' : 'Short'} {position.amount} {position.symbol} @ {position.entryPrice}
       </Text>
       <Text style={{ color: pnlColor(position.unrealizedPnl) }}>{formatPnl(position.unrealizedPnl)}</Text>
+      {onClose ? (
+        <Pressable
+          onPress={onClose}
+          accessibilityRole="button"
+          accessibilityLabel={`Close ${position.side} ${position.symbol} now`}
+          testID="position-close"
+          hitSlop={8}
+        >
+          <Text style={{ color: colors.danger, fontWeight: '600' }}>Close</Text>
+        </Pressable>
+      ) : null}
     </View>
   );
 }

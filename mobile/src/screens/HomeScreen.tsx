@@ -5,9 +5,11 @@ import { Pressable, Text, View } from 'react-native';
 
 import { useBackend } from '../api/BackendContext';
 import { call } from '../api/client';
+import { type CloseAsk, closeNow, describeClose } from '../api/closes';
 import type { DecisionView, PerformanceView, PositionView } from '../api/types';
 import { describeError } from '../api/problem';
 import type { BotView } from '../bots/botForm';
+import { confirmAction } from '../components/confirm';
 import { DecisionItem, PositionItem, formatPnl, pnlColor } from '../components/activity';
 import { Banner, Button, Loading, Muted, Page, Row, Section, Title, colors } from '../components/ui';
 import type { TabParams } from '../navigation/types';
@@ -73,6 +75,8 @@ function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: Bo
   const [detailError, setDetailError] = useState<string | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [closing, setClosing] = useState(false);
+  const [closeOutcome, setCloseOutcome] = useState<string | null>(null);
   const path = { bot_id: bot.id };
 
   const showDetailError = (e: unknown) => setDetailError(describeError(e));
@@ -117,6 +121,37 @@ function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: Bo
     }
   };
 
+  const close = async (ask: CloseAsk) => {
+    setClosing(true);
+    setActionError(null);
+    setCloseOutcome(null);
+    try {
+      const outcome = await closeNow(api, ask);
+      setCloseOutcome(describeClose(outcome));
+      if (ask.kind === 'bot' && ask.stopBot) {
+        onChanged(await call(api.GET('/v1/bots/{bot_id}', { params: { path } })));
+      }
+    } catch (e) {
+      setActionError(describeError(e));
+    } finally {
+      setClosing(false);
+      loadTrading();
+    }
+  };
+
+  const confirmClosePosition = (p: PositionView) =>
+    confirmAction(
+      `Close ${p.side} ${p.symbol} now?`,
+      `${p.amount} ${p.symbol} is closed at the market price, whatever it is. The bot keeps running.`,
+      [{ text: 'Close at market', destructive: true, onPress: () => close({ kind: 'position', positionId: p.id }) }],
+    );
+
+  const confirmCloseAll = () =>
+    confirmAction(`Close every position of ${bot.name}?`, 'Each is closed at the market price and resting orders are cancelled.', [
+      { text: 'Close all, keep running', onPress: () => close({ kind: 'bot', botId: bot.id, stopBot: false }) },
+      { text: 'Close all and stop', destructive: true, onPress: () => close({ kind: 'bot', botId: bot.id, stopBot: true }) },
+    ]);
+
   const totalPnl = performance ? Number(performance.realizedPnl) + Number(performance.unrealizedPnl) : null;
   return (
     <Section title={bot.name} testID={`bot-${bot.name}`}>
@@ -149,12 +184,15 @@ function BotCard({ bot, onChanged, onOpen }: { bot: BotView; onChanged: (bot: Bo
         ) : null}
       </View>
       <Text style={{ fontWeight: '600' }}>Open positions</Text>
-      {positions.length ? positions.map((p) => <PositionItem key={p.id} position={p} />) : <Muted>None</Muted>}
+      {positions.length ? positions.map((p) => <PositionItem key={p.id} position={p} onClose={closing ? undefined : () => confirmClosePosition(p)} />) : <Muted>None</Muted>}
+      {closing ? <Muted testID="closing">Closing at market…</Muted> : null}
+      <Banner message={closeOutcome} kind="info" testID="close-outcome" />
       <Text style={{ fontWeight: '600' }}>Latest decisions</Text>
       {decisions.length ? decisions.map((d) => <DecisionItem key={d.id} decision={d} detailed={false} />) : <Muted>No decisions yet.</Muted>}
       <Banner message={detailError} kind="warning" testID="bot-detail-error" />
       <Row>
         <Button title={bot.active ? 'Stop' : 'Start'} kind={bot.active ? 'secondary' : 'primary'} onPress={toggle} busy={busy} testID={bot.active ? 'bot-stop' : 'bot-start'} />
+        {positions.length ? <Button title="Close all" kind="danger" onPress={confirmCloseAll} busy={closing} testID="bot-close-all" /> : null}
         <Pressable onPress={onOpen} accessibilityRole="link" testID="bot-open-activity">
           <Text style={{ color: colors.primary }}>All activity ›</Text>
         </Pressable>

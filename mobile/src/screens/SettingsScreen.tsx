@@ -4,10 +4,12 @@ import { Switch, Text, View } from 'react-native';
 
 import { useBackend } from '../api/BackendContext';
 import { call } from '../api/client';
+import { closeNow, describeClose } from '../api/closes';
 import type { NotificationPreferences } from '../api/types';
 import { describeError } from '../api/problem';
 import type { components } from '../api/schema';
-import { Banner, Button, Muted, Page, Section, Title } from '../components/ui';
+import { confirmAction } from '../components/confirm';
+import { Banner, Button, Muted, Page, SecretField, Section, Title } from '../components/ui';
 import { enablePush, pushPermission, unregisterPush } from '../push/push';
 
 type Me = components['schemas']['MeResponse'];
@@ -20,6 +22,7 @@ const EVENT_LABELS: Record<string, string> = {
   'trade.stop_loss': 'A stop-loss was hit',
   'trade.take_profit': 'A take-profit was hit',
   'trade.skipped': 'A trade was skipped (e.g. insufficient funds)',
+  'close.failed': 'A position could not be closed',
   'bot.paused': 'A bot was paused (e.g. the exchange refused its key)',
   'bot.status': 'A bot started or stopped',
   'bot.silent': 'A running bot stopped completing its cycles',
@@ -89,6 +92,31 @@ export function SettingsScreen() {
     }
   };
 
+  const [panicPassword, setPanicPassword] = useState('');
+  const [panicBusy, setPanicBusy] = useState(false);
+  const [panicOutcome, setPanicOutcome] = useState<string | null>(null);
+  const [panicError, setPanicError] = useState<string | null>(null);
+
+  const panic = async () => {
+    setPanicBusy(true);
+    setPanicError(null);
+    setPanicOutcome(null);
+    try {
+      const outcome = await closeNow(api, { kind: 'all', password: panicPassword });
+      setPanicPassword('');
+      setPanicOutcome(`Every bot is stopped.\n${describeClose(outcome)}`);
+    } catch (e) {
+      setPanicError(describeError(e));
+    } finally {
+      setPanicBusy(false);
+    }
+  };
+
+  const confirmPanic = () =>
+    confirmAction('Close everything now?', 'Every open position of every bot is closed at the market price, and every bot is stopped.', [
+      { text: 'Close everything', destructive: true, onPress: panic },
+    ]);
+
   const logout = async () => {
     setBusy(true);
     // Tell the server when it can be reached; the tokens are forgotten here in every case.
@@ -119,6 +147,13 @@ export function SettingsScreen() {
               </View>
             ))
           : null}
+      </Section>
+      <Section title="Close everything" testID="panic">
+        <Muted>When the market turns: every position of every bot closed at market, every bot stopped. Your password confirms it.</Muted>
+        <SecretField name="panicPassword" label="Password" value={panicPassword} onChangeText={setPanicPassword} autoComplete="current-password" />
+        <Button title="Close everything" kind="danger" onPress={confirmPanic} busy={panicBusy} disabled={!panicPassword} testID="panic-close-all" />
+        <Banner message={panicError} testID="panic-error" />
+        <Banner kind="info" message={panicOutcome} testID="panic-outcome" />
       </Section>
       <Button title="Log out" kind="danger" onPress={logout} busy={busy} testID="logout" />
     </Page>
